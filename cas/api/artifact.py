@@ -1,0 +1,350 @@
+"""Artifact drafts: mutable collections of files until logged (W&B ``wandb.Artifact``).
+
+A draft binds to a repository on first use: the one passed in, else the
+repository found from the working directory, else the user's default store.
+Files added with policy='mutable' are stored at once; policy='immutable' files
+are read when the draft is logged and must not have changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+
+from cas.api.drafttree import DraftTree, FileRef, PendingFile
+from cas.api.entries import ArtifactEntry
+from cas.api.ingest import is_executable, walk_files
+from cas.errors import (
+    ArtifactFinalizedError,
+    EntryNotFound,
+    NothingToRemove,
+    PathConflict,
+    UsageError,
+)
+from cas.format.digest import to_text
+from cas.format.names import check_name, check_path
+from cas.format.records import check_metadata
+
+POLICIES = ("mutable", "immutable")
+
+
+class Artifact:
+    """A draft artifact: add files, then ``repo.log_artifact(draft)``."""
+
+    def __init__(self, name: str, type: str, description: str | None = None,
+                 metadata: dict | None = None, *, repo=None) -> None:
+        self.name = check_name(name, "artifact name")
+        self.type = check_name(type, "artifact type")
+        self._description = description
+        self._metadata = check_metadata(metadata)
+        self._repo = repo
+        self._tree: DraftTree | None = None
+        self._local_names: dict[str, str] = {}
+        self._base = None  # the ArtifactVersion this draft was made from
+        self._logged = None  # the ArtifactVersion once logged
+
+    # binding ------------------------------------------------------------------
+    def _bound(self):
+        if self._repo is None:
+            from cas.api.repo import Repo
+
+            self._repo = Repo()
+        return self._repo
+
+    def _draft_tree(self) -> DraftTree:
+        if self._tree is None:
+            repo = self._bound()
+            self._tree = DraftTree(repo.objects.get_tree)
+        return self._tree
+
+    def _check_draft(self, action: str) -> None:
+        if self._logged is not None:
+            raise ArtifactFinalizedError(self.name, action)
+
+    # properties ----------------------------------------------------------------
+    @property
+    def description(self) -> str | None:
+        """Free-text description."""
+        return self._description
+
+    @description.setter
+    def description(self, value: str | None) -> None:
+        self._check_draft("set description")
+        if value is not None and not isinstance(value, str):
+            raise UsageError("description must be a string or None")
+        self._description = value
+
+    @property
+    def metadata(self) -> dict:
+        """User metadata (at most 100 keys, msgpack-serializable)."""
+        return self._metadata
+
+    @metadata.setter
+    def metadata(self, value: dict) -> None:
+        self._check_draft("set metadata")
+        self._metadata = check_metadata(value)
+
+    def is_draft(self) -> bool:
+        """True until the artifact is logged."""
+        return self._logged is None
+
+    def finalize(self) -> None:
+        """Refuse further changes (logging finalizes too)."""
+        if self._logged is None:
+            self._logged = False  # finalized but not logged
+
+    @property
+    def logged_version(self):
+        """The ArtifactVersion this draft became when logged, else None."""
+        return self._logged or None
+
+    def __getattr__(self, item):
+        # after logging, W&B code reads version, aliases, id... from the same object
+        logged = self.__dict__.get("_logged")
+        if logged and not item.startswith("_"):
+            return getattr(logged, item)
+        raise AttributeError(item)
+
+    # adding ------------------------------------------------------------------------
+    def add_file(self, local_path, name: str | None = None, policy: str = "mutable",
+                 overwrite: bool = False) -> ArtifactEntry:
+        """Add one local file at logical path ``name`` (default: its base name).
+
+        Raises:
+            UsageError: Unknown policy, or ``local_path`` is not a regular file.
+            PathConflict: Different content is already at ``name`` and not ``overwrite``.
+            ArtifactFinalizedError: The artifact is logged.
+        """
+        self._check_draft("add files")
+        if policy not in POLICIES:
+            raise UsageError(f"invalid policy {policy!r}: use 'mutable' or 'immutable'")
+        local_path = os.path.abspath(os.fspath(local_path))
+        if not os.path.isfile(local_path):
+            raise UsageError(f"{local_path} is not a regular file")
+        logical = check_path(name if name is not None else os.path.basename(local_path))
+        entry = self._make_entry(local_path, os.stat(local_path), policy)
+        tree = self._draft_tree()
+        tree.check_settable(logical)
+        old = tree.get(logical)
+        if old is not None and not overwrite and not _same(old, entry):
+            raise PathConflict(
+                f"{logical!r} is already in draft {self.name!r} with different content; pass overwrite=True"
+            )
+        tree.set(logical, entry)
+        self._local_names[local_path] = logical
+        return self._entry(logical, entry)
+
+    def _make_entry(self, local_path: str, st, policy: str):
+        repo = self._bound()
+        if policy == "mutable":
+            return repo.ingester.file(local_path, store=True, st=st)
+        return PendingFile(local_path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev,
+                           is_executable(st))
+
+    def add_dir(self, local_path, name: str | None = None, policy: str = "mutable",
+                merge: bool = False) -> int:
+        """Add every regular file under a directory (symlinks are skipped).
+
+        Args:
+            local_path: The directory.
+            name: Logical directory to place the files under (default: root).
+            policy: 'mutable' or 'immutable'.
+            merge: Replace entries whose content differs; otherwise such a
+                difference raises and nothing is added.
+
+        Returns:
+            Number of files added.
+
+        Raises:
+            PathConflict: An entry would change and ``merge`` is False.
+        """
+        self._check_draft("add files")
+        if policy not in POLICIES:
+            raise UsageError(f"invalid policy {policy!r}: use 'mutable' or 'immutable'")
+        local_path = os.path.abspath(os.fspath(local_path))
+        if not os.path.isdir(local_path):
+            raise UsageError(f"{local_path} is not a directory")
+        prefix = "" if not name else check_path(name.rstrip("/")) + "/"
+        tree = self._draft_tree()
+        files = sorted(walk_files(local_path))
+        for rel, _absp, _st in files:
+            tree.check_settable(prefix + rel)
+        planned = []
+        repo = self._bound()
+        try:
+            for rel, absp, st in files:
+                logical = check_path(prefix + rel)
+                entry = self._make_entry(absp, st, policy)
+                old = tree.get(logical)
+                if old is not None and not merge and not _same(old, entry):
+                    raise PathConflict(
+                        f"add_dir would change {logical!r} in draft {self.name!r}; pass merge=True to replace it"
+                    )
+                planned.append((logical, absp, entry))
+        finally:
+            repo.ingester.commit_stat_cache()
+        for logical, absp, entry in planned:
+            tree.set(logical, entry)
+            self._local_names[absp] = logical
+        return len(planned)
+
+    @contextlib.contextmanager
+    def new_file(self, name: str, mode: str = "x", encoding: str | None = None):
+        """Open a new file that is added at ``name`` when the block exits.
+
+        ``mode`` is 'x'/'w' (text) or 'xb'/'wb' (binary); 'x' fails if ``name``
+        is already in the draft.
+        """
+        self._check_draft("add files")
+        check_path(name)
+        if mode not in ("x", "w", "xb", "wb"):
+            raise UsageError(f"invalid mode {mode!r}: use 'x', 'w', 'xb' or 'wb'")
+        if "x" in mode and self._draft_tree().get(name) is not None:
+            raise PathConflict(f"{name!r} is already in draft {self.name!r}; use mode='w' to replace it")
+        tmpdir = tempfile.mkdtemp(prefix="cas-new-file-")
+        path = os.path.join(tmpdir, os.path.basename(name))
+        try:
+            with open(path, mode.replace("x", "w"), encoding=encoding if "b" not in mode else None) as f:
+                yield f
+            self.add_file(path, name=name, policy="mutable", overwrite=True)
+            self._local_names.pop(os.path.abspath(path), None)
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+    def add(self, obj, name: str) -> ArtifactEntry:
+        """Store a JSON-serializable object as the file ``name`` (``.json`` appended if absent)."""
+        self._check_draft("add objects")
+        logical = _json_name(name)
+        try:
+            data = json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"object for {name!r} is not JSON-serializable: {exc}") from exc
+        tree = self._draft_tree()
+        tree.check_settable(logical)
+        ref = self._bound().ingester.bytes_(data)
+        tree.set(logical, ref)
+        return self._entry(logical, ref)
+
+    def get(self, name: str):
+        """Return the object stored with ``add`` under ``name``.
+
+        Raises:
+            EntryNotFound: No such entry.
+        """
+        logical = _json_name(name)
+        entry = self._lookup(logical)
+        repo = self._bound()
+        repo.objects.flush()
+        if isinstance(entry, PendingFile):
+            with open(entry.local_path, "rb") as f:
+                return json.loads(f.read())
+        return json.loads(repo.read_file_bytes(entry.id, f"draft {self.name} file {logical}"))
+
+    def remove(self, path_or_prefix) -> int:
+        """Remove a file or a directory of files from the draft.
+
+        Returns:
+            Number of files removed.
+
+        Raises:
+            NothingToRemove: Nothing is at that path (a FileNotFoundError too).
+        """
+        self._check_draft("remove files")
+        path = path_or_prefix.path if isinstance(path_or_prefix, ArtifactEntry) else str(path_or_prefix)
+        n = self._draft_tree().remove(path)
+        if n == 0:
+            raise NothingToRemove(path, self.name)
+        return n
+
+    # reading the draft ---------------------------------------------------------
+    def _lookup(self, name: str):
+        check_path(name)
+        e = self._draft_tree().get(name)
+        if e is None:
+            raise EntryNotFound(name, self.name)
+        return e
+
+    def _entry(self, logical: str, e) -> ArtifactEntry:
+        if isinstance(e, PendingFile):
+            return ArtifactEntry(logical, None, e.size, e.executable, local_path=e.local_path)
+        return ArtifactEntry(logical, to_text(e.id), e.size, e.executable)
+
+    def get_entry(self, name: str) -> ArtifactEntry:
+        """Return the entry at logical path ``name``.
+
+        Raises:
+            EntryNotFound: No such entry (a KeyError too).
+        """
+        if self._logged:
+            return self._logged.get_entry(name)
+        return self._entry(name, self._lookup(name))
+
+    def get_path(self, name: str) -> ArtifactEntry:
+        """Deprecated alias of ``get_entry`` (kept for W&B code)."""
+        warnings.warn("get_path is deprecated; use get_entry", DeprecationWarning, stacklevel=2)
+        return self.get_entry(name)
+
+    def get_added_local_path_name(self, local_path) -> str | None:
+        """Return the logical name a local file was added under, or None."""
+        return self._local_names.get(os.path.abspath(os.fspath(local_path)))
+
+    @property
+    def manifest(self) -> dict[str, ArtifactEntry]:
+        """All entries by logical path."""
+        if self._logged:
+            return self._logged.manifest
+        return {p: self._entry(p, e) for p, e in self._draft_tree().items()}
+
+    def _resolve_hash_only(self, path: str, e: PendingFile) -> FileRef:
+        return self._bound().ingester.file(e.local_path, store=False, expect=_expect(e))
+
+    @property
+    def digest(self) -> str:
+        """The version digest this draft would get (``blake3:<hex>``), computable before logging."""
+        if self._logged:
+            return self._logged.digest
+        root, _size, _n = self._draft_tree().build(None, self._resolve_hash_only)
+        self._bound().ingester.commit_stat_cache()
+        return to_text(root)
+
+    @property
+    def size(self) -> int:
+        """Total bytes of all files."""
+        if self._logged:
+            return self._logged.size
+        return sum(e.size for _, e in self._draft_tree().items())
+
+    @property
+    def file_count(self) -> int:
+        """Number of files."""
+        if self._logged:
+            return self._logged.file_count
+        return sum(1 for _ in self._draft_tree().items())
+
+    def save(self, repo=None, aliases=(), tags=()):
+        """Log this draft to ``repo`` (default: the bound repository)."""
+        return (repo or self._bound()).log_artifact(self, aliases=aliases, tags=tags)
+
+    def __repr__(self) -> str:
+        state = "draft" if self.is_draft() else "logged"
+        return f"<Artifact {self.name!r} type={self.type!r} {state}>"
+
+
+def _json_name(name: str) -> str:
+    check_path(name)
+    return name if name.endswith(".json") else name + ".json"
+
+
+def _expect(e: PendingFile) -> tuple:
+    return (e.size, e.mtime_ns, e.ctime_ns, e.ino, e.dev)
+
+
+def _same(old, new) -> bool:
+    if isinstance(old, PendingFile) or isinstance(new, PendingFile):
+        return old == new
+    return old.id == new.id and old.executable == new.executable
+

@@ -1,0 +1,229 @@
+"""The mutable tree of a draft: logical paths to file entries over an optional base.
+
+A draft made from a logged version starts as that version's root id; only
+directories on the path of a change are loaded and re-encoded, so logging an
+incremental draft writes nodes for the changed subtrees only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from cas.errors import PathConflict
+from cas.format.names import check_path
+from cas.format.nodes import KIND_FILE, KIND_TREE, TreeEntry, encode_tree_node, tree_id
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """A file whose content is stored (or hashed) under ``id``."""
+
+    id: bytes
+    size: int
+    executable: bool = False
+
+
+@dataclass(frozen=True)
+class PendingFile:
+    """A file added with policy='immutable': read at log time, must be unchanged."""
+
+    local_path: str
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    ino: int
+    dev: int
+    executable: bool
+
+
+class _Dir:
+    __slots__ = ("base", "children", "dirty")
+
+    def __init__(self, base: TreeEntry | None = None) -> None:
+        self.base = base  # the stored tree entry this dir came from, if unchanged so far
+        self.children: dict[str, object] | None = None if base is not None else {}
+        self.dirty = base is None
+
+
+Loader = Callable[[bytes], list]
+
+
+class DraftTree:
+    """Logical path -> FileRef/PendingFile mapping with lazily loaded base subtrees."""
+
+    def __init__(self, load_tree: Loader, base_root: bytes | None = None, base_size: int = 0,
+                 base_files: int = 0) -> None:
+        self._load_tree = load_tree
+        if base_root is None:
+            self.root = _Dir()
+        else:
+            self.root = _Dir(TreeEntry("", KIND_TREE, base_root, base_size, base_files))
+
+    def _children(self, d: _Dir) -> dict:
+        if d.children is None:
+            kids: dict[str, object] = {}
+            for e in self._load_tree(d.base.id):
+                kids[e.name] = _Dir(e) if e.kind == KIND_TREE else FileRef(e.id, e.size, e.executable)
+            d.children = kids
+        return d.children
+
+    def _walk_dir(self, segs: list[str], create: bool) -> tuple[list[_Dir], bool]:
+        """Return the dirs along ``segs`` (root first); False if one is missing."""
+        chain = [self.root]
+        d = self.root
+        for i, seg in enumerate(segs):
+            kids = self._children(d)
+            nxt = kids.get(seg)
+            if nxt is None:
+                if not create:
+                    return chain, False
+                nxt = _Dir()
+                kids[seg] = nxt
+            elif not isinstance(nxt, _Dir):
+                if not create:
+                    return chain, False
+                raise PathConflict(
+                    f"cannot add below {'/'.join(segs[: i + 1])!r}: it is a file in this draft; remove it first"
+                )
+            chain.append(nxt)
+            d = nxt
+        return chain, True
+
+    def get(self, path: str):
+        """Return the entry at ``path`` or None (directories are not entries)."""
+        segs = path.split("/")
+        chain, ok = self._walk_dir(segs[:-1], create=False)
+        if not ok:
+            return None
+        e = self._children(chain[-1]).get(segs[-1])
+        return None if isinstance(e, _Dir) else e
+
+    def is_dir(self, path: str) -> bool:
+        """Return True if ``path`` names a directory of the draft."""
+        chain, ok = self._walk_dir(path.split("/"), create=False)
+        return ok
+
+    def set(self, path: str, entry) -> None:
+        """Put ``entry`` at ``path``, creating directories.
+
+        Raises:
+            PathConflict: A parent is a file, or ``path`` is a directory.
+        """
+        check_path(path)
+        segs = path.split("/")
+        chain, _ = self._walk_dir(segs[:-1], create=True)
+        kids = self._children(chain[-1])
+        if isinstance(kids.get(segs[-1]), _Dir):
+            raise PathConflict(f"cannot add file {path!r}: it is a directory in this draft; remove it first")
+        kids[segs[-1]] = entry
+        for d in chain:
+            d.dirty = True
+
+    def check_settable(self, path: str) -> None:
+        """Raise PathConflict if ``set(path, ...)`` would fail, changing nothing."""
+        check_path(path)
+        segs = path.split("/")
+        d = self.root
+        for i, seg in enumerate(segs):
+            nxt = self._children(d).get(seg)
+            if nxt is None:
+                return
+            last = i == len(segs) - 1
+            if isinstance(nxt, _Dir) == last:
+                what = "a directory" if last else "a file"
+                raise PathConflict(f"cannot add {path!r}: {'/'.join(segs[: i + 1])!r} is {what} in this draft")
+            if last:
+                return
+            d = nxt
+
+    def remove(self, path: str) -> int:
+        """Remove the file or directory at ``path``; return the number of files removed."""
+        path = path.rstrip("/")
+        check_path(path)
+        segs = path.split("/")
+        chain, ok = self._walk_dir(segs[:-1], create=False)
+        if not ok:
+            return 0
+        kids = self._children(chain[-1])
+        e = kids.get(segs[-1])
+        if e is None:
+            return 0
+        n = sum(1 for _ in self._iter(e, "")) if isinstance(e, _Dir) else 1
+        del kids[segs[-1]]
+        for d in chain:
+            d.dirty = True
+        # prune directories left empty
+        for i in range(len(chain) - 1, 0, -1):
+            if not self._children(chain[i]):
+                del self._children(chain[i - 1])[segs[i - 1]]
+            else:
+                break
+        return n
+
+    def _iter(self, d: _Dir, prefix: str) -> Iterator[tuple[str, object]]:
+        kids = self._children(d)
+        for name in sorted(kids, key=lambda s: s.encode("utf-8", "surrogatepass")):
+            e = kids[name]
+            p = prefix + name
+            if isinstance(e, _Dir):
+                yield from self._iter(e, p + "/")
+            else:
+                yield p, e
+
+    def items(self) -> Iterator[tuple[str, object]]:
+        """Yield ``(path, entry)`` for every file, in path byte order."""
+        return self._iter(self.root, "")
+
+    def pending(self) -> Iterator[tuple[str, PendingFile]]:
+        """Yield entries still to be read (policy='immutable'), only from changed dirs."""
+        def walk(d: _Dir, prefix: str):
+            if not d.dirty:
+                return
+            for name, e in self._children(d).items():
+                if isinstance(e, _Dir):
+                    yield from walk(e, prefix + name + "/")
+                elif isinstance(e, PendingFile):
+                    yield prefix + name, e
+        return walk(self.root, "")
+
+    def build(self, put_tree: Callable[[bytes, bytes], None] | None,
+              resolve: Callable[[str, PendingFile], FileRef]) -> tuple[bytes, int, int]:
+        """Encode changed directories bottom-up.
+
+        Args:
+            put_tree: Called with ``(id, encoded)`` for each tree node of a changed
+                directory; None to only compute ids.
+            resolve: Turns a PendingFile into a FileRef (reads and hashes the file).
+
+        Returns:
+            ``(root id, total size, number of files)``.
+        """
+        def enc(d: _Dir, prefix: str) -> TreeEntry:
+            if not d.dirty:
+                return d.base
+            entries = []
+            for name, e in self._children(d).items():
+                if isinstance(e, _Dir):
+                    sub = enc(e, prefix + name + "/")
+                    entries.append(TreeEntry(name, KIND_TREE, sub.id, sub.size, sub.aux))
+                else:
+                    if isinstance(e, PendingFile):
+                        e = resolve(prefix + name, e)
+                    entries.append(TreeEntry(name, KIND_FILE, e.id, e.size, 1 if e.executable else 0))
+            data = encode_tree_node(entries)
+            tid = tree_id(data)
+            if put_tree is not None:
+                put_tree(tid, data)
+            return TreeEntry("", KIND_TREE, tid, sum(x.size for x in entries), sum(x.n_files for x in entries))
+
+        root = enc(self.root, "")
+        return root.id, root.size, root.aux
+
+    def mark_resolved(self, resolved: dict[str, FileRef]) -> None:
+        """Replace PendingFile entries by their resolved FileRef."""
+        for path, ref in resolved.items():
+            segs = path.split("/")
+            chain, ok = self._walk_dir(segs[:-1], create=False)
+            if ok:
+                self._children(chain[-1])[segs[-1]] = ref

@@ -1,0 +1,161 @@
+"""Whole-store check: every object readable and hashing to its id, every version complete.
+
+Findings are data (``Finding``); nothing here prints or exits. A corrupt or
+missing object is reported with the versions and file paths that need it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cas.errors import CasError, FormatError
+from cas.format.digest import to_text
+from cas.format.nodes import KIND_TREE
+from cas.format.pack import KIND_CHUNK, KIND_FILE_NODE
+from cas.index.replay import K_BAD_LOG, K_BAD_PACKS, noted
+from cas.index.tables import Tables
+from cas.storage.packs import hash_pack, iter_pack_names, pack_path, read_pack_index
+
+
+@dataclass
+class Finding:
+    """One problem: ``kind`` names it, ``key`` is the object/pack/entry at fault."""
+
+    kind: str
+    key: str
+    detail: str
+    affected: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """Return a JSON-ready dict."""
+        return {"kind": self.kind, "key": self.key, "detail": self.detail, "affected": self.affected}
+
+    def __str__(self) -> str:
+        aff = f" (affects {', '.join(self.affected[:5])}{' ...' if len(self.affected) > 5 else ''})" if self.affected else ""
+        return f"{self.kind}: {self.key}: {self.detail}{aff}"
+
+
+@dataclass
+class FsckReport:
+    """What ``Repo.verify`` found and how much it checked."""
+
+    findings: list[Finding]
+    n_packs: int
+    n_objects: int
+    n_versions: int
+    n_orphan_packs: int
+
+    @property
+    def ok(self) -> bool:
+        """True if nothing is wrong."""
+        return not self.findings
+
+    def to_dict(self) -> dict:
+        """Return a JSON-ready dict."""
+        return {
+            "ok": self.ok, "packs": self.n_packs, "objects": self.n_objects, "versions": self.n_versions,
+            "orphan_packs": self.n_orphan_packs, "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+def fsck(repo, progress=None) -> FsckReport:
+    """Check every pack, object and version of ``repo``."""
+    objects = repo.objects
+    objects.flush()
+    findings: list[Finding] = []
+    bad: dict[bytes, str] = {}  # object id -> why
+    n_objects = 0
+    packs_dir = repo.layout.packs
+    with repo.db.read() as txn:
+        t = Tables(repo.db, txn)
+        indexed = dict((name, no) for no, name in t.iter_packs())
+        for seq in noted(t, K_BAD_LOG):
+            findings.append(Finding("bad-log-entry", f"log/{seq:016d}", "does not parse; it was skipped"))
+        locations = list(t.iter_objects())
+    on_disk = list(iter_pack_names(packs_dir))
+    for name in set(indexed) - set(on_disk):
+        findings.append(Finding("missing-pack", name, "indexed but not on disk"))
+    names = on_disk
+    for i, name in enumerate(names):
+        path = pack_path(packs_dir, name)
+        if hash_pack(path) != name:
+            findings.append(Finding("corrupt-pack", name, "pack bytes do not hash to the pack's name"))
+        try:
+            read_pack_index(path)
+        except (FormatError, CasError) as exc:
+            findings.append(Finding("corrupt-pack", name, f"footer: {exc}"))
+        if progress:
+            progress(i + 1, len(names))
+    for oid, loc in locations:
+        n_objects += 1
+        try:
+            objects.read_at(oid, loc)
+        except CasError as exc:
+            bad[oid] = str(exc)
+    # versions: walk each tree once per distinct subtree id
+    affected: dict[bytes, list[str]] = {}
+    checked: dict[bytes, list[tuple[bytes, str]]] = {}
+
+    def check_tree(tid: bytes) -> list[tuple[bytes, str]]:
+        if tid in checked:
+            return checked[tid]
+        problems: list[tuple[bytes, str]] = []
+        if tid in bad or not objects.has(tid):
+            problems.append((tid, ""))
+        else:
+            try:
+                entries = objects.get_tree(tid)
+            except CasError:
+                entries = []
+                problems.append((tid, ""))
+            for e in entries:
+                if e.kind == KIND_TREE:
+                    problems.extend((o, e.name + "/" + p if p else e.name) for o, p in check_tree(e.id))
+                else:
+                    problems.extend((o, e.name) for o in check_file(e.id))
+        checked[tid] = problems
+        return problems
+
+    file_checked: dict[bytes, list[bytes]] = {}
+
+    def check_file(fid: bytes) -> list[bytes]:
+        if fid in file_checked:
+            return file_checked[fid]
+        out: list[bytes] = []
+        if fid in bad or not objects.has(fid):
+            out.append(fid)
+        else:
+            try:
+                node = objects.get_file_node(fid)
+                for cid, _n in node.entries:
+                    if node.level > 0:
+                        out.extend(check_file(cid))
+                    elif cid in bad or not objects.has(cid):
+                        out.append(cid)
+            except CasError:
+                out.append(fid)
+        file_checked[fid] = out
+        return out
+
+    n_versions = 0
+    for coll, rec in repo.iter_version_records():
+        n_versions += 1
+        label = f"{coll}:v{rec['version']}"
+        for oid, path in check_tree(rec["digest"]):
+            affected.setdefault(oid, []).append(f"{label} {path or '/'}")
+    for oid, why in bad.items():
+        findings.append(Finding("corrupt-object", to_text(oid), why, affected.pop(oid, [])))
+    for oid, where in affected.items():
+        findings.append(Finding("missing-object", to_text(oid), "needed but not in the store", where))
+    referenced = set()
+    with repo.db.read() as txn:
+        for name in on_disk:
+            referenced.add(name)
+        orphan = len([n for n in on_disk if n not in indexed])
+        for name in noted(Tables(repo.db, txn), K_BAD_PACKS):
+            if not any(f.key == name for f in findings):
+                findings.append(Finding("corrupt-pack", name, "footer damaged; objects were salvaged by scanning"))
+    return FsckReport(findings, len(on_disk), n_objects, n_versions, orphan)
+
+
+KINDS = (KIND_CHUNK, KIND_FILE_NODE)

@@ -1,0 +1,465 @@
+"""Repo: open or create a store and delegate each use case to its module.
+
+A repository is a store directory (``config``, ``packs/``, ``log/``, ``index/``,
+``tmp/``): ``<project>/.cas`` found by walking up from the working directory,
+or the user's default store (``$CAS_HOME``, else the platform data directory).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from typing import Iterator
+
+from cas.api import download as _download
+from cas.api.artifact import Artifact
+from cas.api.diff import Change, diff_trees
+from cas.api.drafttree import PendingFile
+from cas.api.fsck import FsckReport, fsck
+from cas.api.ingest import FileIngester
+from cas.api.objects import ObjectStore
+from cas.api.publish import append_entry
+from cas.api.refs import DEFAULT_PROJECT, parse_ref
+from cas.api.version import ArtifactVersion
+from cas.errors import (
+    AlreadyExists,
+    ArtifactFinalizedError,
+    CollectionNotFound,
+    RepoNotFound,
+    UsageError,
+    VersionNotFound,
+)
+from cas.format import records as R
+from cas.format.chunker import DEFAULT_PARAMS, Chunker, ChunkerParams
+from cas.format.codec import DEFAULT_ZSTD_LEVEL
+from cas.format.names import check_alias, check_name
+from cas.format.nodes import KIND_TREE
+from cas.format.pack import KIND_CHUNK, KIND_FILE_NODE, KIND_TREE_NODE
+from cas.index.db import drop_index, open_index
+from cas.index.replay import catch_up, rebuild
+from cas.index.tables import Tables
+from cas.storage.fsutil import write_durable
+from cas.storage.layout import StoreLayout
+from cas.storage.log import LogDir
+
+STORE_DIR = ".cas"
+K_INDEX_READY = b"index_ready"
+
+
+def default_store_path() -> str:
+    """Return the user's default store: $CAS_HOME, else the platform data directory."""
+    env = os.environ.get("CAS_HOME")
+    if env:
+        return os.path.abspath(os.path.expanduser(env))
+    if sys.platform == "darwin":
+        base = os.path.expanduser("~/Library/Application Support")
+    elif os.name == "nt":
+        base = os.environ.get("LOCALAPPDATA") or os.path.expanduser("~\\AppData\\Local")
+    else:
+        base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return os.path.join(base, "cas")
+
+
+def find_store(start: str | None = None) -> str | None:
+    """Return the ``.cas`` store found walking up from ``start`` (default: cwd), or None."""
+    cur = os.path.abspath(start or os.getcwd())
+    while True:
+        cand = os.path.join(cur, STORE_DIR)
+        if os.path.isfile(os.path.join(cand, "config")):
+            return cand
+        parent = os.path.dirname(cur)
+        if parent == cur:
+            return None
+        cur = parent
+
+
+def _store_for(path) -> str | None:
+    path = os.path.abspath(os.fspath(path))
+    if os.path.isfile(os.path.join(path, STORE_DIR, "config")):
+        return os.path.join(path, STORE_DIR)
+    if os.path.isfile(os.path.join(path, "config")) and os.path.isdir(os.path.join(path, "log")):
+        return path
+    return None
+
+
+class Repo:
+    """An open cas repository."""
+
+    def __init__(self, path=None) -> None:
+        if path is not None:
+            store = _store_for(path)
+            if store is None:
+                raise RepoNotFound(
+                    f"no cas repository at {os.path.abspath(os.fspath(path))}; create one with 'cas init'"
+                )
+        else:
+            store = find_store()
+            if store is None:
+                store = default_store_path()
+                if not StoreLayout(store).exists():
+                    _create_store(store)
+        self._open(store)
+
+    @classmethod
+    def init(cls, path=None, *, chunker: ChunkerParams | None = None,
+             zstd_level: int | None = None) -> "Repo":
+        """Create a repository at ``path/.cas`` (or the default store if None) and open it.
+
+        Raises:
+            AlreadyExists: A repository is already there.
+        """
+        store = default_store_path() if path is None else os.path.join(os.path.abspath(os.fspath(path)), STORE_DIR)
+        if StoreLayout(store).exists():
+            raise AlreadyExists(f"{store} is already a cas repository; open it with cas.Repo({str(path or '')!r})")
+        _create_store(store, chunker, zstd_level)
+        repo = cls.__new__(cls)
+        repo._open(store)
+        return repo
+
+    def _open(self, store: str) -> None:
+        self.layout = StoreLayout(store)
+        self.root = store
+        with open(self.layout.config, "rb") as f:
+            self.config = R.decode_config(f.read())
+        for d in (self.layout.packs, self.layout.log, self.layout.tmp, self.layout.index):
+            os.makedirs(d, exist_ok=True)
+        self.chunker = Chunker(ChunkerParams.parse(self.config["chunker"]))
+        self.log = LogDir(self.layout.log, self.layout.tmp)
+        self.db = open_index(self.layout.index)
+        self.objects = ObjectStore(self.layout, self.db, int(self.config["zstd_level"]))
+        self.ingester = FileIngester(self.objects, self.chunker, self.db)
+        self.closed = False
+        self._sync_index()
+
+    def _sync_index(self) -> None:
+        with self.db.read() as txn:
+            ready = Tables(self.db, txn).get_meta(K_INDEX_READY)
+        if ready is None:
+            rebuild(self.db, self.log, self.layout.packs)
+            with self.db.write() as txn:
+                Tables(self.db, txn).put_meta(K_INDEX_READY, b"1")
+        else:
+            catch_up(self.db, self.log, self.layout.packs)
+        self.objects.refresh()
+
+    def close(self) -> None:
+        """Release the index and file handles; unsealed pack data is discarded."""
+        if not self.closed:
+            self.closed = True
+            self.objects.close()
+            self.db.close()
+
+    def __enter__(self) -> "Repo":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<cas.Repo {self.root}>"
+
+    # logging ----------------------------------------------------------------------
+    def log_artifact(self, artifact: Artifact, aliases=(), tags=(), project: str | None = None) -> ArtifactVersion:
+        """Publish a draft as the next version of its collection.
+
+        Logging content equal to the collection's latest version is a no-op that
+        returns that version (requested aliases and tags are still applied).
+
+        Raises:
+            ArtifactFinalizedError: The draft was already logged.
+            UsageError: The collection exists with another type, or bad aliases/tags.
+            FileChangedError: An immutable-policy file changed since it was added.
+        """
+        if not isinstance(artifact, Artifact):
+            raise UsageError("log_artifact takes a cas.Artifact draft")
+        if artifact._logged is not None:
+            raise ArtifactFinalizedError(artifact.name, "log it again")
+        aliases = [check_alias(a) for a in ([aliases] if isinstance(aliases, str) else aliases) if a != "latest"]
+        tags = [check_name(t, "tag") for t in ([tags] if isinstance(tags, str) else tags)]
+        project = check_name(project or getattr(artifact, "_project", None) or DEFAULT_PROJECT, "project name")
+        coll = f"{project}/{artifact.name}"
+        if artifact._repo is None:
+            artifact._repo = self
+        src = artifact._repo
+        tree = artifact._draft_tree()
+        resolved = {}
+        for path, pending in list(tree.pending()):
+            resolved[path] = src.ingester.file(pending.local_path, store=True, expect=_expect(pending))
+        tree.mark_resolved(resolved)
+        root, size, n_files = tree.build(
+            lambda tid, data: src.objects.put(tid, KIND_TREE_NODE, data),
+            lambda p, e: src.ingester.file(e.local_path, store=True, expect=_expect(e)),
+        )
+        src.objects.flush()
+        src.ingester.commit_stat_cache()
+        if src is not self:
+            self._copy_from(src, root)
+        packs = self.objects.take_sealed()
+        self.ingester.commit_stat_cache()
+        existing: list[int] = []
+
+        def build(t: Tables):
+            c = t.get_collection(coll)
+            if c is not None and c["type"] != artifact.type:
+                raise UsageError(
+                    f"{coll} holds artifacts of type {c['type']!r}, not {artifact.type!r}; use another name"
+                )
+            if c is not None:
+                latest = t.get_alias(coll, "latest")
+                rec = t.get_version(coll, latest) if latest is not None else None
+                if rec is not None and rec["digest"] == root:
+                    existing.append(latest)
+                    have = {a for a, v in t.iter_aliases(coll) if v == latest}
+                    if set(aliases) <= have:
+                        return None
+                    return {"op": R.OP_ALIASES, "collection": coll, "version": latest,
+                            "set": sorted(have - {"latest"} | set(aliases)), "time_ns": time.time_ns()}
+            return {
+                "op": R.OP_VERSION, "collection": coll, "type": artifact.type, "digest": root,
+                "size": size, "n_files": n_files, "version": c["n_versions"] if c else 0,
+                "time_ns": time.time_ns(), "description": artifact.description,
+                "metadata": artifact.metadata, "aliases": aliases, "tags": tags, "packs": packs,
+            }
+
+        published = append_entry(self, build)
+        if existing:
+            version = self._version(coll, existing[0])
+            if tags and not set(tags) <= set(version.tags):
+                version.update_version_tags(add=tags)
+        else:
+            version = self._version(coll, published[1]["version"] if published else 0)
+            # the applied version number is derived from log order; re-read it
+            version = self._version_by_seq(coll, published[0]) if published else version
+        artifact._logged = version
+        return version
+
+    def _copy_from(self, src: "Repo", root: bytes) -> None:
+        """Copy every object reachable from tree ``root`` in ``src`` that this store lacks."""
+        def copy(oid: bytes, kind: int) -> None:
+            if self.objects.has(oid):
+                return
+            raw = src.objects.get(oid, kind)
+            if kind == KIND_TREE_NODE:
+                for e in src.objects.get_tree(oid):
+                    copy(e.id, KIND_TREE_NODE if e.kind == KIND_TREE else KIND_FILE_NODE)
+            elif kind == KIND_FILE_NODE:
+                node = src.objects.get_file_node(oid)
+                for cid, _n in node.entries:
+                    copy(cid, KIND_CHUNK if node.level == 0 else KIND_FILE_NODE)
+            self.objects.put(oid, kind, raw)
+
+        copy(root, KIND_TREE_NODE)
+
+    # named-state updates ------------------------------------------------------------
+    def _update(self, op: str, coll: str, **fields) -> None:
+        def build(t: Tables):
+            if t.get_collection(coll) is None:
+                raise CollectionNotFound(f"no artifact collection {coll!r}")
+            if "version" in fields and t.get_version(coll, fields["version"]) is None:
+                raise VersionNotFound(f"{coll} has no version v{fields['version']}")
+            return {"op": op, "collection": coll, "time_ns": time.time_ns(), **fields}
+
+        append_entry(self, build)
+
+    def set_version_aliases(self, coll: str, version: int, aliases: list[str]) -> None:
+        """Make ``aliases`` exactly the aliases of a version (each moves to it)."""
+        self._update(R.OP_ALIASES, coll, version=version, set=[check_alias(a) for a in aliases])
+
+    def set_version_tags(self, coll: str, version: int, tags: list[str]) -> None:
+        """Replace a version's tags."""
+        self._update(R.OP_TAGS, coll, version=version, set=[check_name(t, "tag") for t in tags])
+
+    def set_collection_tags(self, coll: str, tags: list[str]) -> None:
+        """Replace a collection's tags."""
+        self._update(R.OP_COLLECTION_TAGS, coll, set=[check_name(t, "tag") for t in tags])
+
+    def update_version_fields(self, coll: str, version: int, fields: dict) -> None:
+        """Change description, metadata or ttl of a version."""
+        self._update(R.OP_UPDATE, coll, version=version, fields=fields)
+
+    # queries --------------------------------------------------------------------------
+    def _read(self):
+        return self.db.read()
+
+    def version_record(self, coll: str, version: int) -> dict:
+        """Return the index record of a version."""
+        with self._read() as txn:
+            rec = Tables(self.db, txn).get_version(coll, version)
+        if rec is None:
+            raise VersionNotFound(f"{coll} has no version v{version}")
+        return rec
+
+    def _version(self, coll: str, version: int) -> ArtifactVersion:
+        return ArtifactVersion(self, coll, self.version_record(coll, version))
+
+    def _version_by_seq(self, coll: str, seq: int) -> ArtifactVersion:
+        with self._read() as txn:
+            for rec in Tables(self.db, txn).iter_versions(coll, reverse=True):
+                if rec["seq"] == seq:
+                    return ArtifactVersion(self, coll, rec)
+        raise VersionNotFound(f"{coll} has no version published at log entry {seq}")
+
+    def aliases_of(self, coll: str, version: int) -> list[str]:
+        """Return the aliases that point at a version."""
+        with self._read() as txn:
+            return sorted(a for a, v in Tables(self.db, txn).iter_aliases(coll) if v == version)
+
+    def collection_tags(self, coll: str) -> list[str]:
+        """Return a collection's tags."""
+        with self._read() as txn:
+            c = Tables(self.db, txn).get_collection(coll)
+        return list(c["tags"]) if c else []
+
+    def artifact(self, ref: str) -> ArtifactVersion:
+        """Return the version a reference names (``[project/]name[:vN|:alias]``).
+
+        Raises:
+            InvalidReference: The reference does not parse.
+            VersionNotFound: No such collection, version or alias.
+        """
+        self._catch_up()
+        r = parse_ref(ref)
+        coll = r.collection
+        with self._read() as txn:
+            t = Tables(self.db, txn)
+            c = t.get_collection(coll)
+            if c is None:
+                raise CollectionNotFound(f"no artifact {coll!r} in {self.root}; list them with 'cas ls'")
+            sel = r.selector or "latest"
+            idx = r.version_index
+            if idx is None:
+                idx = t.get_alias(coll, sel)
+                if idx is None:
+                    have = sorted(a for a, _ in t.iter_aliases(coll))
+                    raise VersionNotFound(f"{coll} has no alias {sel!r} (aliases: {', '.join(have) or 'none'})")
+            rec = t.get_version(coll, idx)
+            if rec is None:
+                raise VersionNotFound(f"{coll} has no version v{idx} (versions v0..v{c['n_versions'] - 1})")
+        return ArtifactVersion(self, coll, rec)
+
+    def artifacts(self, name: str) -> list[ArtifactVersion]:
+        """Return the versions of a collection, newest first."""
+        self._catch_up()
+        r = parse_ref(name)
+        with self._read() as txn:
+            t = Tables(self.db, txn)
+            if t.get_collection(r.collection) is None:
+                raise CollectionNotFound(f"no artifact {r.collection!r} in {self.root}")
+            recs = list(t.iter_versions(r.collection, reverse=True))
+        return [ArtifactVersion(self, r.collection, rec) for rec in recs]
+
+    def collections(self, type: str | None = None) -> list[dict]:
+        """Return collections (``project``, ``name``, ``type``, ``versions``, ``tags``), by name."""
+        self._catch_up()
+        out = []
+        with self._read() as txn:
+            for coll, c in Tables(self.db, txn).iter_collections():
+                if type is None or c["type"] == type:
+                    project, _, name = coll.partition("/")
+                    out.append({"project": project, "name": name, "type": c["type"],
+                                "versions": c["n_versions"], "tags": list(c["tags"])})
+        return out
+
+    def types(self) -> list[str]:
+        """Return the artifact types in use."""
+        return sorted({c["type"] for c in self.collections()})
+
+    def iter_version_records(self) -> Iterator[tuple[str, dict]]:
+        """Yield ``(collection, record)`` for every version."""
+        with self._read() as txn:
+            t = Tables(self.db, txn)
+            colls = [c for c, _ in t.iter_collections()]
+            recs = [(c, r) for c in colls for r in t.iter_versions(c)]
+        yield from recs
+
+    def _catch_up(self) -> None:
+        with self._read() as txn:
+            seq = Tables(self.db, txn).log_seq()
+        if self.log.read(seq + 1) is not None:
+            catch_up(self.db, self.log, self.layout.packs)
+            self.objects.refresh()
+
+    # content ---------------------------------------------------------------------------
+    def read_file_bytes(self, file_id: bytes, where: str = "") -> bytes:
+        """Return a stored file's whole content (verified)."""
+        return b"".join(self.objects.get(cid, KIND_CHUNK, where) for cid, _ in self.objects.iter_chunks(file_id, where))
+
+    def download_tree(self, root_id: bytes, root: str, where: str, prefix: str, strategy: str, progress=None) -> int:
+        """Download a tree into a directory (see ``cas.api.download.download``)."""
+        from cas.format.names import normalize_prefix
+
+        return _download.download(self.objects, self.ingester, root_id, root, where, normalize_prefix(prefix),
+                                  strategy, progress)
+
+    def checkout_tree(self, root_id: bytes, root: str, where: str, progress=None) -> int:
+        """Make a directory hold exactly a tree."""
+        return _download.checkout(self.objects, self.ingester, root_id, root, where, progress)
+
+    def verify_tree(self, root_id: bytes, root: str, where: str):
+        """Compare a directory with a tree: ``(missing, modified, unexpected)``."""
+        return _download.verify_dir(self.objects, self.ingester, root_id, root, where)
+
+    def diff(self, old_ref: str, new_ref: str) -> list[Change]:
+        """Return file-level changes between two versions."""
+        a, b = self.artifact(old_ref), self.artifact(new_ref)
+        return list(diff_trees(self.objects, a._rec["digest"], b._rec["digest"]))
+
+    # maintenance ---------------------------------------------------------------------
+    def verify(self, progress=None) -> FsckReport:
+        """Check the whole store; return findings naming affected versions and files."""
+        self._catch_up()
+        return fsck(self, progress)
+
+    def rebuild_index(self) -> tuple[int, int]:
+        """Delete and rebuild the LMDB index from packs and log; return (packs, last seq)."""
+        self.objects.close()
+        path = self.db.path
+        self.db.close()
+        drop_index(path)
+        self.db = open_index(path)
+        self.objects = ObjectStore(self.layout, self.db, int(self.config["zstd_level"]))
+        self.ingester = FileIngester(self.objects, self.chunker, self.db)
+        n, seq = rebuild(self.db, self.log, self.layout.packs)
+        with self.db.write() as txn:
+            Tables(self.db, txn).put_meta(K_INDEX_READY, b"1")
+        return n, seq
+
+    def stats(self) -> dict:
+        """Return counts and sizes: collections, versions, objects, packs, bytes."""
+        self._catch_up()
+        with self._read() as txn:
+            t = Tables(self.db, txn)
+            n_coll = t.count("collections")
+            n_obj = t.count("objects")
+            n_packs = t.count("packs")
+        versions = list(self.iter_version_records())
+        pack_bytes = 0
+        for dirpath, _d, files in os.walk(self.layout.packs):
+            pack_bytes += sum(os.path.getsize(os.path.join(dirpath, f)) for f in files)
+        logical = sum(r["size"] for _, r in versions)
+        return {
+            "root": self.root, "collections": n_coll, "versions": len(versions), "objects": n_obj,
+            "packs": n_packs, "pack_bytes": pack_bytes, "logical_bytes": logical,
+            "dedup_ratio": round(logical / pack_bytes, 3) if pack_bytes else None,
+            "chunker": self.config["chunker"], "zstd_level": self.config["zstd_level"],
+        }
+
+
+def _expect(p: PendingFile) -> tuple:
+    return (p.size, p.mtime_ns, p.ctime_ns, p.ino, p.dev)
+
+
+def _create_store(store: str, chunker: ChunkerParams | None = None, zstd_level: int | None = None) -> None:
+    layout = StoreLayout(store)
+    layout.make_dirs()
+    config = {
+        "format_version": R.FORMAT_VERSION,
+        "chunker": (chunker or DEFAULT_PARAMS).spec,
+        "zstd_level": DEFAULT_ZSTD_LEVEL if zstd_level is None else zstd_level,
+        "store_id": uuid.uuid4().hex,
+    }
+    if os.path.exists(layout.config):
+        return
+    write_durable(layout.config, R.encode_config(config))

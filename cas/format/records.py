@@ -1,0 +1,149 @@
+"""Log entries and repository config <-> bytes (docs/format.md §7).
+
+A log entry is ``LOG_MAGIC`` followed by one canonical msgpack map (keys
+sorted, smallest integer forms, bytes as bin, text as str). Its id — the
+``commit_hash`` of what it publishes — is a keyed BLAKE3 over the whole file.
+"""
+
+from __future__ import annotations
+
+import json
+
+import msgpack
+
+from cas.errors import FormatError, InvalidMetadata, UnsupportedFormat
+from cas.format.digest import CONTEXT_LOG_ENTRY, keyed_id
+
+FORMAT_VERSION = 1
+LOG_MAGIC = b"CASLOG1\n"
+MAX_METADATA_KEYS = 100
+MAX_ENTRY = 16 * 1024 * 1024
+
+OP_VERSION = "version"
+OP_ALIASES = "aliases"
+OP_TAGS = "tags"
+OP_COLLECTION_TAGS = "collection_tags"
+OP_UPDATE = "update"
+KNOWN_OPS = {OP_VERSION, OP_ALIASES, OP_TAGS, OP_COLLECTION_TAGS, OP_UPDATE}
+
+# required fields per op (docs/format.md §7.2); unknown extra fields are ignored
+REQUIRED = {
+    OP_VERSION: {"collection": str, "type": str, "digest": bytes, "size": int, "n_files": int,
+                 "version": int, "time_ns": int},
+    OP_ALIASES: {"collection": str, "version": int, "set": list, "time_ns": int},
+    OP_TAGS: {"collection": str, "version": int, "set": list, "time_ns": int},
+    OP_COLLECTION_TAGS: {"collection": str, "set": list, "time_ns": int},
+    OP_UPDATE: {"collection": str, "version": int, "fields": dict, "time_ns": int},
+}
+
+
+def _canonical(value):
+    if isinstance(value, dict):
+        return {k: _canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def pack_canonical(value) -> bytes:
+    """Return canonical msgpack: maps with sorted keys, bytes as bin."""
+    return msgpack.packb(_canonical(value), use_bin_type=True)
+
+
+def encode_entry(entry: dict) -> bytes:
+    """Return the bytes of a log entry file.
+
+    Raises:
+        FormatError: Unknown op or missing/mistyped required field.
+    """
+    _validate(entry)
+    return LOG_MAGIC + pack_canonical(entry)
+
+
+def decode_entry(data: bytes) -> dict:
+    """Parse a log entry file.
+
+    Raises:
+        FormatError: Bad magic, not msgpack, or an invalid entry.
+        UnsupportedFormat: An op this build does not know (written by a newer cas).
+    """
+    if len(data) > MAX_ENTRY or not data.startswith(LOG_MAGIC):
+        raise FormatError("log entry has bad magic or is too large")
+    try:
+        entry = msgpack.unpackb(data[len(LOG_MAGIC):], raw=False, strict_map_key=False)
+    except Exception as exc:
+        raise FormatError(f"log entry is not valid msgpack: {exc}") from exc
+    if not isinstance(entry, dict):
+        raise FormatError("log entry must be a map")
+    _validate(entry)
+    return entry
+
+
+def _validate(entry: dict) -> None:
+    op = entry.get("op")
+    if not isinstance(op, str):
+        raise FormatError("log entry has no 'op'")
+    if op not in KNOWN_OPS:
+        raise UnsupportedFormat(f"log entry op {op!r} needs a newer cas")
+    for field, typ in REQUIRED[op].items():
+        v = entry.get(field)
+        if not isinstance(v, typ) or (typ is int and (isinstance(v, bool) or v < 0)):
+            raise FormatError(f"log entry {op!r} field {field!r} is missing or not {typ.__name__}")
+
+
+def entry_id(data: bytes) -> bytes:
+    """Return the id (commit hash) of a log entry file's bytes."""
+    return keyed_id(CONTEXT_LOG_ENTRY, data)
+
+
+def check_metadata(metadata) -> dict:
+    """Return a copy of ``metadata`` if it is storable.
+
+    Raises:
+        InvalidMetadata: Not a mapping with str keys, over 100 keys, or not serializable.
+    """
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise InvalidMetadata(f"metadata must be a dict, got {type(metadata).__name__}")
+    if len(metadata) > MAX_METADATA_KEYS:
+        raise InvalidMetadata(
+            f"metadata has {len(metadata)} keys; at most {MAX_METADATA_KEYS} are allowed: "
+            "nest related values under one key"
+        )
+    for k in metadata:
+        if not isinstance(k, str):
+            raise InvalidMetadata(f"metadata key {k!r} must be a string")
+    try:
+        packed = msgpack.packb(metadata, use_bin_type=True, strict_types=False)
+        return msgpack.unpackb(packed, raw=False, strict_map_key=False)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidMetadata(f"metadata is not serializable: {exc}; use str, numbers, bools, lists, dicts") from exc
+
+
+def encode_config(config: dict) -> bytes:
+    """Return the JSON bytes of a repository config."""
+    return (json.dumps(config, indent=1, sort_keys=True) + "\n").encode()
+
+
+def decode_config(data: bytes) -> dict:
+    """Parse a repository config.
+
+    Raises:
+        FormatError: Not JSON or missing fields.
+        UnsupportedFormat: A newer format version.
+    """
+    try:
+        config = json.loads(data)
+    except ValueError as exc:
+        raise FormatError(f"repository config is not JSON: {exc}") from exc
+    if not isinstance(config, dict) or not isinstance(config.get("format_version"), int):
+        raise FormatError("repository config has no format_version")
+    if config["format_version"] > FORMAT_VERSION:
+        raise UnsupportedFormat(
+            f"repository format {config['format_version']} is newer than this cas ({FORMAT_VERSION}); upgrade cas"
+        )
+    for field in ("chunker", "zstd_level", "store_id"):
+        if field not in config:
+            raise FormatError(f"repository config has no {field!r}")
+    return config

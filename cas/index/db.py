@@ -1,0 +1,107 @@
+"""LMDB environment lifecycle and transactions: the only lmdb importer.
+
+LMDB forbids opening one environment twice in a process, so environments are
+shared per real path with a reference count. Errors are translated to
+IndexDbError subclasses here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from typing import Iterator
+
+import lmdb
+
+from cas.errors import IndexCorrupt, IndexDbError
+
+DB_NAMES = (
+    b"meta", b"objects", b"packs", b"pack_names", b"collections", b"versions",
+    b"aliases", b"by_digest", b"statcache",
+)
+MAP_SIZE = 1 << 38  # address space only; the file grows as data is written
+
+_lock = threading.Lock()
+_open: dict[str, "IndexDb"] = {}
+
+
+class IndexDb:
+    """One LMDB environment with its named databases."""
+
+    def __init__(self, path: str, env) -> None:
+        self.path = path
+        self.env = env
+        self.dbs = {name.decode(): env.open_db(name) for name in DB_NAMES}
+        self.refs = 1
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator:
+        """Yield a read-only transaction."""
+        try:
+            with self.env.begin(buffers=False) as txn:
+                yield txn
+        except lmdb.Error as exc:
+            raise _translate(exc, self.path) from exc
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator:
+        """Yield a write transaction, committed on success, aborted on error.
+
+        Only one write transaction runs at a time across all processes.
+        """
+        try:
+            with self.env.begin(write=True) as txn:
+                yield txn
+        except lmdb.Error as exc:
+            raise _translate(exc, self.path) from exc
+
+    def close(self) -> None:
+        """Drop one reference; close the environment when none remain."""
+        with _lock:
+            self.refs -= 1
+            if self.refs == 0:
+                _open.pop(self.path, None)
+                self.env.close()
+
+
+def _translate(exc: Exception, path: str) -> IndexDbError:
+    if isinstance(exc, (lmdb.CorruptedError, lmdb.PageNotFoundError, lmdb.InvalidError, lmdb.BadValsizeError)):
+        return IndexCorrupt(f"index at {path} is damaged ({exc}); run 'cas fsck --rebuild-index'")
+    if isinstance(exc, lmdb.MapFullError):
+        return IndexDbError(f"index at {path} is full; run 'cas fsck --rebuild-index'")
+    return IndexDbError(f"index at {path} failed: {exc}")
+
+
+def open_index(path: str) -> IndexDb:
+    """Open (creating if needed) the LMDB index directory at ``path``.
+
+    Raises:
+        IndexDbError: LMDB cannot open it.
+    """
+    real = os.path.realpath(path)
+    with _lock:
+        db = _open.get(real)
+        if db is not None:
+            db.refs += 1
+            return db
+        os.makedirs(real, exist_ok=True)
+        try:
+            env = lmdb.open(
+                real, map_size=MAP_SIZE, max_dbs=len(DB_NAMES) + 4, metasync=False,
+                readahead=False, max_readers=256,
+            )
+        except lmdb.Error as exc:
+            raise _translate(exc, real) from exc
+        db = IndexDb(real, env)
+        _open[real] = db
+        return db
+
+
+def drop_index(path: str) -> None:
+    """Delete the index files at ``path`` (the caller has closed it)."""
+    for name in ("data.mdb", "lock.mdb"):
+        try:
+            os.unlink(os.path.join(path, name))
+        except FileNotFoundError:
+            pass

@@ -1,0 +1,170 @@
+"""Bring the index up to date with the log and the packs.
+
+The log is the truth for named state; the index records the last seq it
+applied and replays newer entries, each pack they name indexed first. A full
+rebuild indexes every sealed pack and replays the whole log
+(docs/format.md §9.3).
+"""
+
+from __future__ import annotations
+
+import msgpack
+
+from cas.errors import FormatError, StorageError
+from cas.format import records as R
+from cas.index.tables import Tables
+from cas.storage.log import LogDir
+from cas.storage.packs import iter_pack_names, pack_path, read_pack_index, salvage_pack_index
+
+K_BAD_LOG = b"bad_log"
+K_BAD_PACKS = b"bad_packs"
+
+
+def _note(t: Tables, key: bytes, item) -> None:
+    raw = t.get_meta(key)
+    items = msgpack.unpackb(raw) if raw else []
+    if item not in items:
+        items.append(item)
+        t.put_meta(key, msgpack.packb(items))
+
+
+def noted(t: Tables, key: bytes) -> list:
+    """Return the problems recorded under ``key`` (bad log seqs, bad packs)."""
+    raw = t.get_meta(key)
+    return msgpack.unpackb(raw) if raw else []
+
+
+def index_pack(t: Tables, packs_dir: str, name: str) -> bool:
+    """Index one sealed pack from its footer (salvaging if the footer is damaged).
+
+    Returns:
+        True if the pack was readable and is now indexed.
+    """
+    if t.pack_no(name) is not None:
+        return True
+    path = pack_path(packs_dir, name)
+    try:
+        entries = read_pack_index(path)
+    except FormatError:
+        _note(t, K_BAD_PACKS, name)
+        try:
+            entries = salvage_pack_index(path)
+        except (OSError, FormatError):
+            return False
+    except StorageError:
+        _note(t, K_BAD_PACKS, name)
+        return False
+    t.add_pack(name, entries)
+    return True
+
+
+def apply_entry(t: Tables, seq: int, entry: dict, eid: bytes) -> None:
+    """Apply one decoded log entry to the index tables."""
+    op = entry["op"]
+    coll = entry["collection"]
+    now = entry["time_ns"]
+    if op == R.OP_VERSION:
+        c = t.get_collection(coll) or {"type": entry["type"], "tags": [], "n_versions": 0, "created_ns": now}
+        version = c["n_versions"]
+        rec = {
+            "version": version,
+            "digest": entry["digest"],
+            "size": entry["size"],
+            "n_files": entry["n_files"],
+            "type": entry["type"],
+            "description": entry.get("description"),
+            "metadata": entry.get("metadata") or {},
+            "tags": list(entry.get("tags") or []),
+            "created_ns": now,
+            "updated_ns": now,
+            "commit": eid,
+            "seq": seq,
+            "ttl": entry.get("ttl"),
+            "state": "COMMITTED",
+        }
+        t.put_version(coll, version, rec)
+        t.put_digest(coll, entry["digest"], version)
+        for alias in entry.get("aliases") or []:
+            t.set_alias(coll, alias, version)
+        t.set_alias(coll, "latest", version)
+        c["n_versions"] = version + 1
+        c["updated_ns"] = now
+        t.put_collection(coll, c)
+        return
+    if op == R.OP_COLLECTION_TAGS:
+        c = t.get_collection(coll)
+        if c is not None:
+            c["tags"] = list(entry["set"])
+            c["updated_ns"] = now
+            t.put_collection(coll, c)
+        return
+    version = entry["version"]
+    rec = t.get_version(coll, version)
+    if rec is None:
+        return  # refers to a version this log never published: ignored, reported by fsck
+    if op == R.OP_ALIASES:
+        wanted = set(entry["set"])
+        for alias, v in list(t.iter_aliases(coll)):
+            if v == version and alias not in wanted and alias != "latest":
+                t.delete_alias(coll, alias)
+        for alias in entry["set"]:
+            if alias != "latest":
+                t.set_alias(coll, alias, version)
+    elif op == R.OP_TAGS:
+        rec["tags"] = list(entry["set"])
+    elif op == R.OP_UPDATE:
+        for k in ("description", "metadata", "ttl"):
+            if k in entry["fields"]:
+                rec[k] = entry["fields"][k]
+    rec["updated_ns"] = now
+    t.put_version(coll, version, rec)
+
+
+def catch_up(db, log: LogDir, packs_dir: str, txn=None) -> int:
+    """Apply every log entry newer than the index's seq.
+
+    Args:
+        db: The IndexDb.
+        log: The log directory.
+        packs_dir: Where sealed packs live.
+        txn: An open write transaction to use; a new one is opened if None.
+
+    Returns:
+        The last applied seq.
+    """
+    if txn is None:
+        with db.write() as txn:
+            return catch_up(db, log, packs_dir, txn)
+    t = Tables(db, txn)
+    seq = t.log_seq()
+    while True:
+        data = log.read(seq + 1)
+        if data is None:
+            break
+        seq += 1
+        try:
+            entry = R.decode_entry(data)
+        except FormatError:
+            _note(t, K_BAD_LOG, seq)
+        else:
+            for name in entry.get("packs") or []:
+                if isinstance(name, str) and len(name) == 64:
+                    index_pack(t, packs_dir, name)
+            apply_entry(t, seq, entry, R.entry_id(data))
+        t.set_log_seq(seq)
+    return seq
+
+
+def rebuild(db, log: LogDir, packs_dir: str) -> tuple[int, int]:
+    """Index every sealed pack and replay the whole log into an empty index.
+
+    Returns:
+        ``(packs indexed, last seq)``.
+    """
+    n = 0
+    with db.write() as txn:
+        t = Tables(db, txn)
+        for name in iter_pack_names(packs_dir):
+            n += index_pack(t, packs_dir, name)
+        seq = catch_up(db, log, packs_dir, txn)
+    return n, seq

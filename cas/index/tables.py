@@ -1,0 +1,245 @@
+"""Typed reads and writes of the index tables inside one transaction.
+
+Key and value layouts: docs/format.md §9. Integers in keys are big-endian so
+LMDB's byte order is numeric order.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Iterator
+
+import msgpack
+
+from cas.errors import IndexCorrupt
+
+U32 = struct.Struct(">I")
+U64 = struct.Struct(">Q")
+OBJ = struct.Struct("<IQIIBB")  # pack_no, offset, stored_len, raw_len, kind, codec
+STAT = struct.Struct("<QQQqqqB32s")  # dev, ino, size, mtime_ns, ctime_ns, recorded_ns, exec, file id
+
+K_LOG_SEQ = b"log_seq"
+K_NEXT_PACK = b"next_pack"
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where an object is stored."""
+
+    pack: str
+    offset: int
+    stored_len: int
+    raw_len: int
+    kind: int
+    codec: int
+
+
+@dataclass(frozen=True)
+class StatEntry:
+    """A stat-cache record: the file id of a file as it was when last hashed."""
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    recorded_ns: int
+    executable: bool
+    file_id: bytes
+
+
+def _pk(v) -> bytes:
+    return msgpack.packb(v, use_bin_type=True)
+
+
+def _uk(b):
+    return msgpack.unpackb(b, raw=False, strict_map_key=False)
+
+
+class Tables:
+    """Accessors for one open transaction of an IndexDb."""
+
+    def __init__(self, db, txn) -> None:
+        self.db = db
+        self.txn = txn
+        self.d = db.dbs
+
+    # meta ---------------------------------------------------------------
+    def log_seq(self) -> int:
+        """Return the last log seq applied to this index (0 if none)."""
+        v = self.txn.get(K_LOG_SEQ, db=self.d["meta"])
+        return U64.unpack(v)[0] if v else 0
+
+    def set_log_seq(self, seq: int) -> None:
+        """Record that log entries up to ``seq`` are applied."""
+        self.txn.put(K_LOG_SEQ, U64.pack(seq), db=self.d["meta"])
+
+    def get_meta(self, key: bytes) -> bytes | None:
+        """Return a raw meta value."""
+        return self.txn.get(key, db=self.d["meta"])
+
+    def put_meta(self, key: bytes, value: bytes) -> None:
+        """Set a raw meta value."""
+        self.txn.put(key, value, db=self.d["meta"])
+
+    # packs and objects ----------------------------------------------------
+    def pack_no(self, name: str) -> int | None:
+        """Return the local number of an indexed pack, or None."""
+        v = self.txn.get(name.encode(), db=self.d["pack_names"])
+        return U32.unpack(v)[0] if v else None
+
+    def add_pack(self, name: str, entries) -> bool:
+        """Index a sealed pack and its objects; False if it was already indexed."""
+        if self.pack_no(name) is not None:
+            return False
+        raw = self.txn.get(K_NEXT_PACK, db=self.d["meta"])
+        no = U32.unpack(raw)[0] if raw else 0
+        self.txn.put(K_NEXT_PACK, U32.pack(no + 1), db=self.d["meta"])
+        self.txn.put(name.encode(), U32.pack(no), db=self.d["pack_names"])
+        self.txn.put(U32.pack(no), name.encode(), db=self.d["packs"])
+        objects = self.d["objects"]
+        put = self.txn.put
+        for e in entries:
+            # first location wins: an object already indexed stays where it is
+            put(e.id, OBJ.pack(no, e.offset, e.stored_len, e.raw_len, e.kind, e.codec), db=objects, overwrite=False)
+        return True
+
+    def pack_name(self, no: int) -> str:
+        """Return the name of pack number ``no``."""
+        v = self.txn.get(U32.pack(no), db=self.d["packs"])
+        if v is None:
+            raise IndexCorrupt(f"index names pack #{no} that it does not list; run 'cas fsck --rebuild-index'")
+        return bytes(v).decode()
+
+    def iter_packs(self) -> Iterator[tuple[int, str]]:
+        """Yield ``(number, name)`` of every indexed pack."""
+        with self.txn.cursor(db=self.d["packs"]) as cur:
+            for k, v in cur:
+                yield U32.unpack(k)[0], bytes(v).decode()
+
+    def has_object(self, oid: bytes) -> bool:
+        """Return True if ``oid`` is indexed."""
+        return self.txn.get(oid, db=self.d["objects"]) is not None
+
+    def locate(self, oid: bytes) -> Location | None:
+        """Return where ``oid`` is stored, or None."""
+        v = self.txn.get(oid, db=self.d["objects"])
+        if v is None:
+            return None
+        no, off, slen, rlen, kind, codec = OBJ.unpack(v)
+        return Location(self.pack_name(no), off, slen, rlen, kind, codec)
+
+    def iter_objects(self) -> Iterator[tuple[bytes, Location]]:
+        """Yield every indexed object and its location."""
+        names = dict(self.iter_packs())
+        with self.txn.cursor(db=self.d["objects"]) as cur:
+            for k, v in cur:
+                no, off, slen, rlen, kind, codec = OBJ.unpack(v)
+                yield bytes(k), Location(names.get(no, "?"), off, slen, rlen, kind, codec)
+
+    def count(self, table: str) -> int:
+        """Return the number of records in a table."""
+        return self.txn.stat(self.d[table])["entries"]
+
+    # collections and versions ------------------------------------------
+    def get_collection(self, coll: str) -> dict | None:
+        """Return a collection record or None."""
+        v = self.txn.get(coll.encode(), db=self.d["collections"])
+        return _uk(v) if v else None
+
+    def put_collection(self, coll: str, rec: dict) -> None:
+        """Store a collection record."""
+        self.txn.put(coll.encode(), _pk(rec), db=self.d["collections"])
+
+    def iter_collections(self) -> Iterator[tuple[str, dict]]:
+        """Yield ``(collection, record)`` in name order."""
+        with self.txn.cursor(db=self.d["collections"]) as cur:
+            for k, v in cur:
+                yield bytes(k).decode(), _uk(v)
+
+    @staticmethod
+    def _vkey(coll: str, version: int) -> bytes:
+        return coll.encode() + b"\x00" + U32.pack(version)
+
+    def get_version(self, coll: str, version: int) -> dict | None:
+        """Return a version record or None."""
+        v = self.txn.get(self._vkey(coll, version), db=self.d["versions"])
+        return _uk(v) if v else None
+
+    def put_version(self, coll: str, version: int, rec: dict) -> None:
+        """Store a version record."""
+        self.txn.put(self._vkey(coll, version), _pk(rec), db=self.d["versions"])
+
+    def iter_versions(self, coll: str, reverse: bool = False) -> Iterator[dict]:
+        """Yield the version records of a collection in version order."""
+        prefix = coll.encode() + b"\x00"
+        with self.txn.cursor(db=self.d["versions"]) as cur:
+            if reverse:
+                if not cur.set_range(prefix + b"\xff\xff\xff\xff\xff"):
+                    if not cur.last():
+                        return
+                else:
+                    cur.prev()
+                while cur.key().startswith(prefix):
+                    yield _uk(cur.value())
+                    if not cur.prev():
+                        break
+            else:
+                if not cur.set_range(prefix):
+                    return
+                for k, v in cur:
+                    if not k.startswith(prefix):
+                        break
+                    yield _uk(v)
+
+    def version_by_digest(self, coll: str, digest: bytes) -> int | None:
+        """Return the first version of ``coll`` with this digest, or None."""
+        v = self.txn.get(coll.encode() + b"\x00" + digest, db=self.d["by_digest"])
+        return U32.unpack(v)[0] if v else None
+
+    def put_digest(self, coll: str, digest: bytes, version: int) -> None:
+        """Remember the first version of ``coll`` with ``digest``."""
+        self.txn.put(coll.encode() + b"\x00" + digest, U32.pack(version), db=self.d["by_digest"], overwrite=False)
+
+    # aliases ----------------------------------------------------------------
+    def get_alias(self, coll: str, alias: str) -> int | None:
+        """Return the version an alias points at, or None."""
+        v = self.txn.get(coll.encode() + b"\x00" + alias.encode(), db=self.d["aliases"])
+        return U32.unpack(v)[0] if v else None
+
+    def set_alias(self, coll: str, alias: str, version: int) -> None:
+        """Point an alias at a version."""
+        self.txn.put(coll.encode() + b"\x00" + alias.encode(), U32.pack(version), db=self.d["aliases"])
+
+    def delete_alias(self, coll: str, alias: str) -> None:
+        """Remove an alias."""
+        self.txn.delete(coll.encode() + b"\x00" + alias.encode(), db=self.d["aliases"])
+
+    def iter_aliases(self, coll: str) -> Iterator[tuple[str, int]]:
+        """Yield ``(alias, version)`` of a collection."""
+        prefix = coll.encode() + b"\x00"
+        with self.txn.cursor(db=self.d["aliases"]) as cur:
+            if not cur.set_range(prefix):
+                return
+            for k, v in cur:
+                if not k.startswith(prefix):
+                    break
+                yield bytes(k[len(prefix):]).decode(), U32.unpack(v)[0]
+
+    # stat cache -------------------------------------------------------------
+    def get_stat(self, path: bytes) -> StatEntry | None:
+        """Return the stat-cache record of an absolute path, or None."""
+        v = self.txn.get(path, db=self.d["statcache"])
+        if v is None:
+            return None
+        dev, ino, size, mt, ct, rec, ex, fid = STAT.unpack(v)
+        return StatEntry(dev, ino, size, mt, ct, rec, bool(ex), fid)
+
+    def put_stat(self, path: bytes, e: StatEntry) -> None:
+        """Store a stat-cache record."""
+        self.txn.put(
+            path,
+            STAT.pack(e.dev, e.ino, e.size, e.mtime_ns, e.ctime_ns, e.recorded_ns, int(e.executable), e.file_id),
+            db=self.d["statcache"],
+        )

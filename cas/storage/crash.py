@@ -1,0 +1,26 @@
+"""Named crash points for the crash-safety tests.
+
+When ``CAS_TEST_CRASH_AT`` names a point, the process ends there with
+``os._exit(77)``, as if killed, without flushing or cleanup.
+"""
+
+from __future__ import annotations
+
+import os
+
+CRASH_POINTS = (
+    "pack-written",
+    "pack-synced",
+    "pack-renamed",
+    "objects-indexed",
+    "log-entry-written",
+    "log-entry-linked",
+    "index-applied",
+)
+CRASH_EXIT = 77
+
+
+def crashpoint(name: str) -> None:
+    """End the process if ``CAS_TEST_CRASH_AT`` equals ``name``."""
+    if os.environ.get("CAS_TEST_CRASH_AT") == name:
+        os._exit(CRASH_EXIT)

@@ -1,0 +1,206 @@
+"""Pack files on a local filesystem: write, seal, list and read by offset.
+
+Layout (docs/format.md §3, §6): ``packs/<2 hex>/<64 hex>.pack``, named by a keyed
+BLAKE3 of the whole file. Packs are written under ``tmp/`` and become visible
+only by an atomic rename after fsync; a sealed pack is never modified.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Iterator
+
+from cas.errors import FormatError, StorageError
+from cas.format.digest import pack_hasher
+from cas.format.pack import (
+    HEADER_SIZE,
+    RECORD_SIZE,
+    TRAILER_SIZE,
+    PackEntry,
+    decode_footer,
+    decode_header,
+    decode_trailer,
+    encode_footer,
+    encode_header,
+    encode_record_header,
+    scan_records,
+)
+from cas.storage.crash import crashpoint
+from cas.storage.fsutil import fsync_dir
+
+PACK_SUFFIX = ".pack"
+
+
+class PackWriter:
+    """Append objects to one new pack file, then seal it."""
+
+    def __init__(self, packs_dir: str, tmp_dir: str) -> None:
+        self.packs_dir = packs_dir
+        self.tmp_path = os.path.join(tmp_dir, f"{uuid.uuid4().hex}.pack.tmp")
+        try:
+            self._f = open(self.tmp_path, "wb", buffering=1 << 20)
+        except OSError as exc:
+            raise StorageError(f"cannot create pack in {tmp_dir}: {exc.strerror}") from exc
+        self._hash = pack_hasher()
+        self.entries: list[PackEntry] = []
+        self.size = 0
+        self._write(encode_header())
+
+    def _write(self, data) -> None:
+        try:
+            self._f.write(data)
+        except OSError as exc:
+            raise StorageError(f"cannot write pack {self.tmp_path}: {exc.strerror}") from exc
+        self._hash.update(data)
+        self.size += len(data)
+
+    def add(self, oid: bytes, kind: int, codec: int, raw_len: int, stored) -> PackEntry:
+        """Append one object; return where its payload sits."""
+        self._write(encode_record_header(kind, codec, raw_len, len(stored), oid))
+        entry = PackEntry(oid, kind, codec, self.size, len(stored), raw_len)
+        self._write(stored)
+        self.entries.append(entry)
+        return entry
+
+    def seal(self) -> str:
+        """Write the footer, fsync, and atomically publish the pack.
+
+        Returns:
+            The pack's name (64 hex).
+        """
+        self._write(encode_footer(self.entries))
+        name = self._hash.hexdigest()
+        crashpoint("pack-written")
+        try:
+            self._f.flush()
+            os.fsync(self._f.fileno())
+            self._f.close()
+            crashpoint("pack-synced")
+            final_dir = os.path.join(self.packs_dir, name[:2])
+            os.makedirs(final_dir, exist_ok=True)
+            os.rename(self.tmp_path, os.path.join(final_dir, name + PACK_SUFFIX))
+            crashpoint("pack-renamed")
+            fsync_dir(final_dir)
+        except OSError as exc:
+            raise StorageError(f"cannot seal pack {name}: {exc.strerror}") from exc
+        return name
+
+    def abort(self) -> None:
+        """Discard the unsealed pack."""
+        try:
+            self._f.close()
+        finally:
+            try:
+                os.unlink(self.tmp_path)
+            except OSError:
+                pass
+
+
+def pack_path(packs_dir: str, name: str) -> str:
+    """Return the file path of a sealed pack."""
+    return os.path.join(packs_dir, name[:2], name + PACK_SUFFIX)
+
+
+def iter_pack_names(packs_dir: str) -> Iterator[str]:
+    """Yield the names of all sealed packs, in sorted order."""
+    try:
+        subdirs = sorted(e.name for e in os.scandir(packs_dir) if e.is_dir() and len(e.name) == 2)
+    except FileNotFoundError:
+        return
+    for sub in subdirs:
+        for e in sorted(os.scandir(os.path.join(packs_dir, sub)), key=lambda e: e.name):
+            if e.name.endswith(PACK_SUFFIX) and len(e.name) == 64 + len(PACK_SUFFIX):
+                yield e.name[:64]
+
+
+def read_pack_index(path: str) -> list[PackEntry]:
+    """Read the footer of a sealed pack.
+
+    Raises:
+        FormatError: The pack is truncated or its footer is damaged.
+        StorageError: The file cannot be read.
+    """
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size < HEADER_SIZE + TRAILER_SIZE:
+                raise FormatError(f"pack {path} is truncated")
+            decode_header(f.read(HEADER_SIZE))
+            f.seek(size - TRAILER_SIZE)
+            trailer = f.read(TRAILER_SIZE)
+            flen = decode_trailer(trailer, size)
+            f.seek(size - TRAILER_SIZE - flen)
+            body = f.read(flen)
+    except OSError as exc:
+        raise StorageError(f"cannot read pack {path}: {exc.strerror}") from exc
+    try:
+        return decode_footer(body, trailer, size)
+    except FormatError as exc:
+        raise FormatError(f"pack {path}: {exc}") from exc
+
+
+def salvage_pack_index(path: str) -> list[PackEntry]:
+    """Recover a damaged pack's entries by scanning its object records."""
+    with open(path, "rb") as f:
+        return scan_records(f.read())
+
+
+def hash_pack(path: str) -> str:
+    """Return the name a pack's bytes hash to (for verification)."""
+    h = pack_hasher()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(1 << 22)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+class PackReader:
+    """Read object payloads from sealed packs, keeping a few handles open."""
+
+    def __init__(self, packs_dir: str, max_open: int = 64) -> None:
+        self.packs_dir = packs_dir
+        self._fds: dict[str, int] = {}
+        self._max_open = max_open
+
+    def _fd(self, name: str) -> int:
+        fd = self._fds.get(name)
+        if fd is None:
+            if len(self._fds) >= self._max_open:
+                old, ofd = next(iter(self._fds.items()))
+                del self._fds[old]
+                os.close(ofd)
+            try:
+                fd = os.open(pack_path(self.packs_dir, name), os.O_RDONLY)
+            except FileNotFoundError as exc:
+                raise StorageError(f"pack {name} is missing from {self.packs_dir}; run 'cas fsck'") from exc
+            except OSError as exc:
+                raise StorageError(f"cannot open pack {name}: {exc.strerror}") from exc
+            self._fds[name] = fd
+        return fd
+
+    def read(self, name: str, offset: int, length: int) -> bytes:
+        """Return ``length`` bytes at ``offset`` of pack ``name``.
+
+        Raises:
+            StorageError: The pack is missing, unreadable or too short.
+        """
+        try:
+            data = os.pread(self._fd(name), length, offset)
+        except OSError as exc:
+            raise StorageError(f"cannot read pack {name}: {exc.strerror}") from exc
+        if len(data) != length:
+            raise StorageError(f"pack {name} is truncated at offset {offset}; run 'cas fsck'")
+        return data
+
+    def close(self) -> None:
+        """Close all open handles."""
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+
+assert RECORD_SIZE == 42
