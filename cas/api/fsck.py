@@ -159,3 +159,33 @@ def fsck(repo, progress=None) -> FsckReport:
 
 
 KINDS = (KIND_CHUNK, KIND_FILE_NODE)
+
+
+def verify_version(repo, version) -> list[Finding]:
+    """Read every object of one version, checking each against its id."""
+    findings: list[Finding] = []
+    objects = repo.objects
+    where = version.qualified_name
+    seen: set[bytes] = set()
+
+    def walk(tid: bytes, base: str) -> None:
+        try:
+            entries = objects.get_tree(tid, where)
+        except CasError as exc:
+            findings.append(Finding("bad-tree", to_text(tid), str(exc), [f"{where} {base or '/'}"]))
+            return
+        for e in entries:
+            p = base + e.name
+            if e.kind == KIND_TREE:
+                walk(e.id, p + "/")
+                continue
+            try:
+                for cid, _n in objects.iter_chunks(e.id, where):
+                    if cid not in seen:
+                        objects.get(cid, KIND_CHUNK, where)
+                        seen.add(cid)
+            except CasError as exc:
+                findings.append(Finding("bad-file", to_text(e.id), str(exc), [f"{where} {p}"]))
+
+    walk(version._rec["digest"], "")
+    return findings

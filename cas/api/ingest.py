@@ -49,6 +49,7 @@ class FileIngester:
         self.n_read = 0
         self.bytes_read = 0
         self.n_cached = 0
+        self.progress = None  # called as progress(files done, None, bytes read) when set
 
     def cached(self, path: str, st: os.stat_result) -> FileRef | None:
         """Return the stat-cache answer for an unchanged file, else None."""
@@ -97,6 +98,8 @@ class FileIngester:
         if _sig(after) != _sig(st):
             raise FileChangedError(f"{path} changed while cas was reading it; retry when it is stable")
         ref = FileRef(fid, st.st_size, is_executable(st))
+        if self.progress is not None:
+            self.progress(self.n_read + self.n_cached, None, self.bytes_read)
         if st.st_mtime_ns + RACY_NS <= started and st.st_ctime_ns + RACY_NS <= started:
             self._stat_updates[stat_key(path)] = StatEntry(
                 st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, started, ref.executable, fid

@@ -17,7 +17,7 @@ from cas.api import download as _download
 from cas.api.artifact import Artifact
 from cas.api.diff import Change, diff_trees
 from cas.api.drafttree import PendingFile
-from cas.api.fsck import FsckReport, fsck
+from cas.api.fsck import Finding, FsckReport, fsck, verify_version
 from cas.api.ingest import FileIngester
 from cas.api.objects import ObjectStore
 from cas.api.publish import append_entry
@@ -411,6 +411,10 @@ class Repo:
         """Check the whole store; return findings naming affected versions and files."""
         self._catch_up()
         return fsck(self, progress)
+
+    def verify_version(self, version: ArtifactVersion) -> list[Finding]:
+        """Read and hash every object of one version; return findings (empty if intact)."""
+        return verify_version(self, version)
 
     def rebuild_index(self) -> tuple[int, int]:
         """Delete and rebuild the LMDB index from packs and log; return (packs, last seq)."""

@@ -1,0 +1,5 @@
+"""``python -m cas``."""
+
+from cas.cli.main import main
+
+raise SystemExit(main())

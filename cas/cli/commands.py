@@ -1,0 +1,308 @@
+"""One function per CLI verb: call the API, render the result.
+
+Each ``cmd_<verb>(args)`` returns the exit status (None means 0).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from cas.cli.render import Progress, human_size, print_json, table
+
+
+def _repo(args):
+    from cas.api.repo import Repo
+
+    return Repo(args.repo) if args.repo else Repo()
+
+
+def _short(digest: str) -> str:
+    return digest.split(":", 1)[-1][:12]
+
+
+def cmd_init(args) -> int:
+    """Create a repository."""
+    from cas.api.repo import Repo
+
+    target = args.repo or args.path
+    with Repo.init(target) as repo:
+        if args.json:
+            print_json({"root": repo.root})
+        else:
+            print(f"initialized empty cas repository in {repo.root}")
+    return 0
+
+
+def _metadata(items: list[str]) -> dict:
+    from cas.errors import UsageError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"invalid --metadata {item!r}: use KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def cmd_add(args) -> int:
+    """Version paths as the next version of an artifact."""
+    from cas.api.artifact import Artifact
+    from cas.errors import UsageError
+
+    paths = [os.path.abspath(p) for p in args.paths]
+    for p in paths:
+        if not os.path.exists(p):
+            raise UsageError(f"{p} does not exist")
+    name = args.name or os.path.basename(paths[0].rstrip(os.sep)) or "root"
+    with _repo(args) as repo:
+        art = Artifact(name, args.type, description=args.description, metadata=_metadata(args.metadata), repo=repo)
+        progress = Progress(f"adding {name}")
+        repo.ingester.progress = progress
+        before = _latest_digest(repo, args.project, name)
+        try:
+            for p in paths:
+                if os.path.isdir(p):
+                    art.add_dir(p, name=None if len(paths) == 1 else os.path.basename(p), policy="immutable")
+                else:
+                    art.add_file(p, name=os.path.basename(p), policy="immutable")
+            v = repo.log_artifact(art, aliases=args.alias, tags=args.tag, project=args.project)
+        finally:
+            repo.ingester.progress = None
+            progress.close()
+        unchanged = before == v.digest
+        if args.json:
+            print_json({**v.json_encode(), "unchanged": unchanged})
+        else:
+            verb = "unchanged" if unchanged else "logged"
+            print(f"{verb} {v.qualified_name} {v.digest} ({v.file_count} files, {human_size(v.size)}) "
+                  f"aliases: {', '.join(v.aliases)}")
+    return 0
+
+
+def _latest_digest(repo, project, name):
+    from cas.errors import NotFound
+
+    try:
+        return repo.artifact(f"{project or 'default'}/{name}:latest").digest
+    except NotFound:
+        return None
+
+
+def cmd_ls(args) -> int:
+    """List collections, or the files of a version."""
+    with _repo(args) as repo:
+        if args.ref:
+            v = repo.artifact(args.ref)
+            entries = [e for e in v.files(per_page=1000) if e.path.startswith(args.prefix)]
+            if args.json:
+                print_json([e.to_dict() for e in entries])
+            else:
+                table([[e.path, human_size(e.size), _short(e.digest)] for e in entries], ["PATH", "SIZE", "DIGEST"])
+            return 0
+        colls = repo.collections(type=args.type)
+        if args.json:
+            print_json(colls)
+            return 0
+        rows = []
+        for c in colls:
+            latest = repo.artifact(f"{c['project']}/{c['name']}:latest")
+            rows.append([f"{c['project']}/{c['name']}", c["type"], str(c["versions"]), latest.version,
+                         human_size(latest.size), str(latest.file_count), latest.created_at[:19]])
+        if rows:
+            table(rows, ["ARTIFACT", "TYPE", "VERSIONS", "LATEST", "SIZE", "FILES", "CREATED"])
+        else:
+            print(f"no artifacts in {repo.root}; add one with 'cas add PATH --name NAME'")
+    return 0
+
+
+def cmd_log(args) -> int:
+    """Show the version history of a collection."""
+    with _repo(args) as repo:
+        versions = repo.artifacts(args.name)
+        if args.json:
+            print_json([v.json_encode() for v in versions])
+            return 0
+        for v in versions:
+            al = f" ({', '.join(v.aliases)})" if v.aliases else ""
+            print(f"{v.qualified_name}{al}")
+            print(f"  digest  {v.digest}")
+            print(f"  date    {v.created_at}")
+            print(f"  files   {v.file_count}, {human_size(v.size)}")
+            if v.tags:
+                print(f"  tags    {', '.join(v.tags)}")
+            if v.description:
+                print(f"  {v.description}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    """Show one version."""
+    with _repo(args) as repo:
+        v = repo.artifact(args.ref)
+        data = v.json_encode()
+        if args.json:
+            print_json(data)
+            return 0
+        for key in ("qualified_name", "type", "digest", "aliases", "tags", "artifact_tags", "size", "file_count",
+                    "created_at", "updated_at", "description", "metadata", "commit_hash", "state"):
+            val = data[key]
+            if key == "size":
+                val = f"{val} ({human_size(val)})"
+            elif isinstance(val, list):
+                val = ", ".join(val) or "-"
+            elif isinstance(val, dict):
+                val = json.dumps(val, sort_keys=True, default=str) if val else "-"
+            elif val is None:
+                val = "-"
+            print(f"{key:14} {val}")
+    return 0
+
+
+def cmd_diff(args) -> int:
+    """Print changes between two versions."""
+    with _repo(args) as repo:
+        changes = repo.diff(args.old, args.new)
+        if args.json:
+            print_json([c.to_dict() for c in changes])
+            return 0
+        mark = {"added": "A", "removed": "D", "modified": "M"}
+        for c in changes:
+            print(f"{mark[c.status]}  {c.path}")
+    return 0
+
+
+def cmd_get(args) -> int:
+    """Download a version."""
+    with _repo(args) as repo:
+        v = repo.artifact(args.ref)
+        progress = Progress(f"downloading {v.name}")
+        try:
+            root = v.download(args.dest, path_prefix=args.prefix, overwrite_strategy=args.strategy or "FAIL",
+                              progress=progress)
+        finally:
+            progress.close()
+        if args.json:
+            print_json({"root": root, "version": v.qualified_name})
+        else:
+            print(f"{v.qualified_name} -> {root}")
+    return 0
+
+
+def cmd_checkout(args) -> int:
+    """Make a directory exactly a version."""
+    with _repo(args) as repo:
+        v = repo.artifact(args.ref)
+        progress = Progress(f"checking out {v.name}")
+        try:
+            root = v.checkout(args.dir, progress=progress)
+        finally:
+            progress.close()
+        if args.json:
+            print_json({"root": root, "version": v.qualified_name})
+        else:
+            print(f"{root} is now {v.qualified_name}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    """Verify a directory against a version, or the version's stored objects."""
+    from cas.errors import VerifyError
+
+    with _repo(args) as repo:
+        v = repo.artifact(args.ref)
+        if args.dir:
+            try:
+                v.verify(args.dir)
+            except VerifyError as exc:
+                if args.json:
+                    print_json({"ok": False, "missing": exc.missing, "modified": exc.modified,
+                                "unexpected": exc.unexpected})
+                    return 1
+                raise
+            if args.json:
+                print_json({"ok": True, "missing": [], "modified": [], "unexpected": []})
+            else:
+                print(f"{os.path.abspath(args.dir)} matches {v.qualified_name} ({v.file_count} files)")
+            return 0
+        findings = repo.verify_version(v)
+        if args.json:
+            print_json({"ok": not findings, "findings": [f.to_dict() for f in findings]})
+        elif findings:
+            for f in findings:
+                print(str(f), file=sys.stderr)
+        else:
+            print(f"{v.qualified_name}: all {v.file_count} files intact in the store")
+        return 1 if findings else 0
+
+
+def cmd_alias(args) -> int:
+    """Add or remove aliases."""
+    with _repo(args) as repo:
+        v = repo.artifact(args.ref)
+        aliases = v.update_aliases(remove=args.aliases) if args.remove else v.update_aliases(add=args.aliases)
+        if args.json:
+            print_json({"version": v.qualified_name, "aliases": aliases})
+        else:
+            print(f"{v.qualified_name} aliases: {', '.join(aliases)}")
+    return 0
+
+
+def cmd_tag(args) -> int:
+    """Add or remove version or collection tags."""
+    with _repo(args) as repo:
+        v = repo.artifact(args.ref)
+        if args.collection:
+            fn = v.update_artifact_tags
+            label = f"{v.project}/{v.collection}"
+        else:
+            fn = v.update_version_tags
+            label = v.qualified_name
+        tags = fn(remove=args.tags) if args.remove else fn(add=args.tags)
+        if args.json:
+            print_json({"target": label, "tags": tags})
+        else:
+            print(f"{label} tags: {', '.join(tags) or '-'}")
+    return 0
+
+
+def cmd_fsck(args) -> int:
+    """Check the whole store."""
+    with _repo(args) as repo:
+        if args.rebuild_index:
+            n, seq = repo.rebuild_index()
+            if not args.json:
+                print(f"rebuilt index from {n} packs and {seq} log entries")
+        progress = Progress("checking packs")
+        try:
+            report = repo.verify(progress=progress)
+        finally:
+            progress.close()
+        if args.json:
+            print_json(report.to_dict())
+        else:
+            for f in report.findings:
+                print(str(f))
+            status = "ok" if report.ok else f"{len(report.findings)} problem(s)"
+            print(f"{status}: {report.n_packs} packs, {report.n_objects} objects, {report.n_versions} versions"
+                  + (f", {report.n_orphan_packs} unreferenced packs" if report.n_orphan_packs else ""))
+        return 0 if report.ok else 1
+
+
+def cmd_stats(args) -> int:
+    """Print store statistics."""
+    with _repo(args) as repo:
+        s = repo.stats()
+        if args.json:
+            print_json(s)
+            return 0
+        for k, v in s.items():
+            if k.endswith("_bytes"):
+                v = f"{v} ({human_size(v)})"
+            print(f"{k:14} {v}")
+    return 0

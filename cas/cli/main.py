@@ -1,0 +1,129 @@
+"""Entry point of ``cas`` and ``python -m cas``: argument parsing and error mapping.
+
+Exit status: 0 success, 1 finished with findings (verify/fsck), 2 usage error,
+3-63 the ``exit_code`` of the CasError raised, 70 an unexpected internal
+error, 130 interrupted. Errors print one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cas import __version__
+
+VERBS = ("init", "add", "ls", "log", "show", "diff", "get", "checkout", "verify", "alias", "tag", "fsck", "stats")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of all verbs."""
+    p = argparse.ArgumentParser(
+        prog="cas",
+        description="cas: a local-first, content-addressed artifact store (git for data).",
+        epilog="References are [project/]name[:vN|:alias]; no selector means latest.",
+    )
+    p.add_argument("--version", action="version", version=f"cas {__version__}")
+    p.add_argument("--repo", metavar="PATH", help="repository (default: .cas found upward, else $CAS_HOME)")
+    p.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    sub = p.add_subparsers(dest="verb", metavar="COMMAND")
+
+    s = sub.add_parser("init", help="create a repository (.cas) in PATH (default: current directory)")
+    s.add_argument("path", nargs="?", default=".")
+
+    s = sub.add_parser("add", help="version files or directories as a new artifact version")
+    s.add_argument("paths", nargs="+", metavar="PATH")
+    s.add_argument("--name", "-n", help="artifact name (default: base name of the first PATH)")
+    s.add_argument("--type", "-t", default="dataset", help="artifact type (default: dataset)")
+    s.add_argument("--project", "-p", default=None, help="project (default: 'default')")
+    s.add_argument("--alias", "-a", action="append", default=[], help="alias to set (repeatable)")
+    s.add_argument("--tag", action="append", default=[], help="version tag (repeatable)")
+    s.add_argument("-m", "--description", help="description")
+    s.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE",
+                   help="metadata item; VALUE is parsed as JSON when it can be (repeatable)")
+
+    s = sub.add_parser("ls", help="list artifacts, or the files of a version")
+    s.add_argument("ref", nargs="?", help="a version reference: list its files")
+    s.add_argument("--type", help="only collections of this type")
+    s.add_argument("--prefix", default="", help="only files whose path starts with this")
+
+    s = sub.add_parser("log", help="version history of an artifact, newest first")
+    s.add_argument("name")
+
+    s = sub.add_parser("show", help="details of one version")
+    s.add_argument("ref")
+
+    s = sub.add_parser("diff", help="files added, removed and modified between two versions")
+    s.add_argument("old")
+    s.add_argument("new")
+
+    s = sub.add_parser("get", help="download a version's files")
+    s.add_argument("ref")
+    s.add_argument("dest", nargs="?", help="target directory (default: ./artifacts/NAME:vN)")
+    s.add_argument("--prefix", default=None, help="only files whose path starts with this")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--overwrite", action="store_const", const="OVERWRITE", dest="strategy",
+                   help="replace existing files that differ")
+    g.add_argument("--preserve", action="store_const", const="PRESERVE", dest="strategy",
+                   help="keep existing files that differ")
+
+    s = sub.add_parser("checkout", help="make DIR exactly a version (removes other files)")
+    s.add_argument("ref")
+    s.add_argument("dir")
+
+    s = sub.add_parser("verify", help="check DIR against a version, or the version's stored data")
+    s.add_argument("ref")
+    s.add_argument("dir", nargs="?")
+
+    s = sub.add_parser("alias", help="add or remove aliases of a version")
+    s.add_argument("ref")
+    s.add_argument("aliases", nargs="+", metavar="ALIAS")
+    s.add_argument("--remove", action="store_true", help="remove instead of add")
+
+    s = sub.add_parser("tag", help="add or remove tags of a version (or its collection)")
+    s.add_argument("ref")
+    s.add_argument("tags", nargs="+", metavar="TAG")
+    s.add_argument("--remove", action="store_true", help="remove instead of add")
+    s.add_argument("--collection", action="store_true", help="tag the collection, not the version")
+
+    s = sub.add_parser("fsck", help="check every object and version of the store")
+    s.add_argument("--rebuild-index", action="store_true", help="delete and rebuild the LMDB index first")
+
+    sub.add_parser("stats", help="store size, objects, dedup ratio")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.verb:
+        parser.print_help()
+        return 2
+    from cas.errors import CasError
+
+    try:
+        from cas.cli import commands
+
+        return getattr(commands, "cmd_" + args.verb)(args) or 0
+    except CasError as exc:
+        _error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except OSError as exc:
+        _error(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+        return 74
+    except Exception as exc:  # a bug: still one line, no traceback
+        _error(f"internal error: {type(exc).__name__}: {exc}; please report it")
+        return 70
+
+
+def _error(message: str) -> None:
+    sys.stderr.write("cas: error: " + " ".join(message.split()) + "\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
