@@ -37,7 +37,7 @@ class ObjectStore:
     # lookups --------------------------------------------------------------
     def _tables(self) -> Tables:
         if self._rtxn is None:
-            self._rtxn = self.db.env.begin(buffers=False)
+            self._rtxn = self.db.snapshot()
         return Tables(self.db, self._rtxn)
 
     def refresh(self) -> None:

@@ -44,6 +44,13 @@ class IndexDb:
         except lmdb.Error as exc:
             raise _translate(exc, self.path) from exc
 
+    def snapshot(self):
+        """Return a long-lived read-only transaction; the caller must ``abort()`` it."""
+        try:
+            return self.env.begin(buffers=False)
+        except lmdb.Error as exc:
+            raise _translate(exc, self.path) from exc
+
     @contextlib.contextmanager
     def write(self) -> Iterator:
         """Yield a write transaction, committed on success, aborted on error.
