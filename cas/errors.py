@@ -263,4 +263,26 @@ class ConcurrentUpdateError(CasError):
     exit_code = 33
 
 
-__all__ = [name for name, value in list(globals().items()) if isinstance(value, type) and issubclass(value, CasError)]
+
+
+def render_errors_markdown() -> str:
+    """Return docs/errors.md: every error class, its parent and exit code."""
+    lines = [
+        "# Errors",
+        "",
+        "Generated from `cas/errors.py` by `python -c 'import cas.errors as e; print(e.render_errors_markdown(), end=\"\")'`;",
+        "a test fails when this file is stale. Every error cas raises on purpose is a `CasError`;",
+        "the CLI prints its message on one line and exits with its code.",
+        "",
+        "| class | parent | exit code | meaning |",
+        "|---|---|---|---|",
+    ]
+    classes = sorted(
+        (c for c in globals().values() if isinstance(c, type) and issubclass(c, CasError)),
+        key=lambda c: (c.exit_code, c.__name__),
+    )
+    for c in classes:
+        parent = next((b.__name__ for b in c.__bases__ if issubclass(b, CasError)), "Exception")
+        doc = (c.__doc__ or "").strip().splitlines()[0]
+        lines.append(f"| `{c.__name__}` | `{parent}` | {c.exit_code} | {doc} |")
+    return "\n".join(lines) + "\n"
