@@ -32,7 +32,6 @@ class ObjectStore:
         self._pending: set[bytes] = set()
         self.sealed: list[str] = []
         self._rtxn = None
-        self._rescanned = False
 
     # lookups --------------------------------------------------------------
     def _tables(self) -> Tables:
@@ -51,20 +50,26 @@ class ObjectStore:
         return oid in self._pending or self._tables().has_object(oid)
 
     def locate(self, oid: bytes) -> Location | None:
-        """Return where an object is stored, rescanning packs once if unknown."""
+        """Return where an object is stored, or None.
+
+        An unknown id is looked up again in a fresh snapshot (another process
+        may have indexed it since), then after indexing any sealed pack the
+        index does not know yet.
+        """
         loc = self._tables().locate(oid)
-        if loc is None and oid in self._pending:
+        if loc is not None:
+            return loc
+        if oid in self._pending:
             self.flush()
-            loc = self._tables().locate(oid)
-        if loc is None and not self._rescanned:
-            # another writer may have sealed packs our index has not seen yet
-            self._rescanned = True
-            self.refresh()
+        self.refresh()
+        loc = self._tables().locate(oid)
+        if loc is None:
             with self.db.write() as txn:
                 t = Tables(self.db, txn)
                 for name in iter_pack_names(self.layout.packs):
                     if t.pack_no(name) is None:
                         index_pack(t, self.layout.packs, name)
+            self.refresh()
             loc = self._tables().locate(oid)
         return loc
 
