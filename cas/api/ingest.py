@@ -8,7 +8,6 @@ taken well after the last modification) skips reading entirely.
 
 from __future__ import annotations
 
-import mmap
 import os
 import stat as statmod
 import time
@@ -26,6 +25,7 @@ from cas.index.tables import StatEntry, Tables
 # the timestamp granularity without its stat changing ("racy" git): never trusted.
 RACY_NS = 2_000_000_000
 READ_ALL_LIMIT = 4 * 1024 * 1024
+READ_BLOCK = 8 * 1024 * 1024
 
 
 def stat_key(path: str) -> bytes:
@@ -119,27 +119,51 @@ class FileIngester:
                     if len(buf) != size:
                         raise FileChangedError(f"{path} changed size while cas was reading it")
                     return self._chunks(memoryview(buf), store)
-                with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                    if hasattr(mm, "madvise"):
-                        mm.madvise(mmap.MADV_SEQUENTIAL)
-                    mv = memoryview(mm)
-                    try:
-                        return self._chunks(mv, store)
-                    finally:
-                        mv.release()
+                return self._stream(f, store)
         except OSError as exc:
             raise StorageError(f"cannot read {path}: {exc.strerror}") from exc
 
     def _chunks(self, mv: memoryview, store: bool) -> bytes:
-        chunks = []
+        chunks: list = []
+        self._emit(mv, self.chunker.cut(mv), chunks, store)
+        return self._finish(chunks, store)
+
+    def _emit(self, mv: memoryview, cuts, chunks: list, store: bool) -> None:
         put = self.objects.put
-        for off, n in self.chunker.cut(mv):
+        for off, n in cuts:
             piece = mv[off : off + n]
             cid = chunk_id(piece)
             if store:
                 put(cid, KIND_CHUNK, piece)
             chunks.append((cid, n))
-        return self._finish(chunks, store)
+
+    def _stream(self, f, store: bool) -> bytes:
+        """Chunk a large file through a fixed buffer, so memory stays bounded.
+
+        All chunks of a buffer but the last are final: a FastCDC cut depends
+        only on bytes from the chunk's start. The last one is carried over and
+        cut again with the following bytes.
+        """
+        buf = bytearray(READ_BLOCK + self.chunker.params.max_size)
+        view = memoryview(buf)
+        have = 0
+        chunks: list = []
+        try:
+            while True:
+                n = f.readinto(view[have:])
+                have += n
+                if n == 0:
+                    self._emit(view, self.chunker.cut(view[:have]), chunks, store)
+                    return self._finish(chunks, store)
+                if have < len(buf):
+                    continue  # short read: fill the buffer before cutting
+                cuts = self.chunker.cut(view)
+                self._emit(view, cuts[:-1], chunks, store)
+                off, ln = cuts[-1]
+                buf[:ln] = buf[off : off + ln]
+                have = ln
+        finally:
+            view.release()
 
     def _finish(self, chunks: list, store: bool) -> bytes:
         root, nodes = build_file_nodes(chunks)
