@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from cas.errors import CasError, FormatError
 from cas.format.digest import to_text
 from cas.format.nodes import KIND_TREE
-from cas.format.pack import KIND_CHUNK, KIND_FILE_NODE
+from cas.format.pack import KIND_CHUNK
 from cas.index.replay import K_BAD_LOG, K_BAD_PACKS, noted
 from cas.index.tables import Tables
 from cas.storage.packs import hash_pack, iter_pack_names, pack_path, read_pack_index
@@ -96,9 +96,12 @@ def fsck(repo, progress=None) -> FsckReport:
     affected: dict[bytes, list[str]] = {}
     checked: dict[bytes, list[tuple[bytes, str]]] = {}
 
+    reachable: set[bytes] = set()
+
     def check_tree(tid: bytes) -> list[tuple[bytes, str]]:
         if tid in checked:
             return checked[tid]
+        reachable.add(tid)
         problems: list[tuple[bytes, str]] = []
         if tid in bad or not objects.has(tid):
             problems.append((tid, ""))
@@ -122,6 +125,7 @@ def fsck(repo, progress=None) -> FsckReport:
         if fid in file_checked:
             return file_checked[fid]
         out: list[bytes] = []
+        reachable.add(fid)
         if fid in bad or not objects.has(fid):
             out.append(fid)
         else:
@@ -130,8 +134,10 @@ def fsck(repo, progress=None) -> FsckReport:
                 for cid, _n in node.entries:
                     if node.level > 0:
                         out.extend(check_file(cid))
-                    elif cid in bad or not objects.has(cid):
-                        out.append(cid)
+                    else:
+                        reachable.add(cid)
+                        if cid in bad or not objects.has(cid):
+                            out.append(cid)
             except CasError:
                 out.append(fid)
         file_checked[fid] = out
@@ -147,18 +153,13 @@ def fsck(repo, progress=None) -> FsckReport:
         findings.append(Finding("corrupt-object", to_text(oid), why, affected.pop(oid, [])))
     for oid, where in affected.items():
         findings.append(Finding("missing-object", to_text(oid), "needed but not in the store", where))
-    referenced = set()
     with repo.db.read() as txn:
-        for name in on_disk:
-            referenced.add(name)
-        orphan = len([n for n in on_disk if n not in indexed])
         for name in noted(Tables(repo.db, txn), K_BAD_PACKS):
             if not any(f.key == name for f in findings):
                 findings.append(Finding("corrupt-pack", name, "footer damaged; objects were salvaged by scanning"))
+    live_packs = {loc.pack for oid, loc in locations if oid in reachable}
+    orphan = len(set(on_disk) - live_packs)
     return FsckReport(findings, len(on_disk), n_objects, n_versions, orphan)
-
-
-KINDS = (KIND_CHUNK, KIND_FILE_NODE)
 
 
 def verify_version(repo, version) -> list[Finding]:
