@@ -26,10 +26,15 @@ class ChunkerParams:
     normalization: int = 1
 
     def __post_init__(self) -> None:
-        if not (64 <= self.min_size <= self.avg_size <= self.max_size <= 16 * 1024 * KiB):
+        # docs/format.md §5.2: the bounds pyfastcdc (and fastcdc-rs v2020) accept
+        if not (
+            64 <= self.min_size <= self.avg_size <= self.max_size <= 16 * 1024 * KiB
+            and self.min_size <= 1024 * KiB
+            and self.avg_size <= 4 * 1024 * KiB
+        ):
             raise UsageError(
                 f"invalid chunker sizes min={self.min_size} avg={self.avg_size} max={self.max_size}: "
-                "need 64 <= min <= avg <= max <= 16 MiB"
+                "need 64 <= min <= avg <= max, min <= 1 MiB, avg <= 4 MiB, max <= 16 MiB"
             )
         if self.avg_size < 256 or self.max_size < 1024 or not 0 <= self.normalization <= 3:
             raise UsageError("invalid chunker parameters: avg >= 256, max >= 1024, norm in 0..3")

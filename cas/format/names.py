@@ -56,6 +56,10 @@ def check_path(path: object) -> str:
         raise UnsafePath(path, "is empty")
     if "\x00" in path:
         raise UnsafePath(path, "contains NUL")
+    try:
+        path.encode("utf-8")  # docs/format.md §8.2: names are stored as UTF-8 str
+    except UnicodeEncodeError:
+        raise UnsafePath(path, "is not valid UTF-8 (a file name with undecodable bytes?)") from None
     if "\\" in path:
         raise UnsafePath(path, "contains a backslash")
     if path.startswith("/"):

@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 
 import msgpack
 
-from cas.errors import FormatError, UnsafePath
+from cas.errors import FormatError, UnsafePath, UnsupportedFormat
 from cas.format.digest import DIGEST_SIZE, file_node_id, tree_node_id
 from cas.format.names import check_segment
 
@@ -170,6 +170,10 @@ def decode_tree_node(data) -> list[TreeEntry]:
         raise FormatError("tree node must be [1, entries]")
     out = []
     for e in v[1]:
+        if isinstance(e, list) and len(e) == 5 and _is_uint(e[1]) and e[1] not in (KIND_FILE, KIND_TREE):
+            # docs/format.md §8.2: kind 3 (reference) and higher belong to newer format versions
+            what = KIND_NAMES.get(e[1], "unknown")
+            raise UnsupportedFormat(f"tree entry kind {e[1]} ({what}) is not supported; this tree needs a newer cas")
         if not (
             isinstance(e, list)
             and len(e) == 5

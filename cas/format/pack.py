@@ -73,7 +73,16 @@ def decode_header(data: bytes) -> None:
 
 
 def encode_record_header(kind: int, codec: int, raw_len: int, stored_len: int, oid: bytes) -> bytes:
-    """Return the header written before an object's payload."""
+    """Return the header written before an object's payload.
+
+    Raises:
+        FormatError: The object is larger than MAX_OBJECT (docs/format.md §6.5).
+    """
+    if raw_len > MAX_OBJECT or stored_len > MAX_OBJECT:
+        raise FormatError(
+            f"object of {max(raw_len, stored_len)} bytes exceeds the {MAX_OBJECT // (1024 * 1024)} MiB object limit"
+            " (a directory with too many entries?)"
+        )
     return RECORD.pack(kind, codec, raw_len, stored_len, oid)
 
 

@@ -11,13 +11,16 @@ import json
 
 import msgpack
 
-from cas.errors import FormatError, InvalidMetadata, UnsupportedFormat
-from cas.format.digest import CONTEXT_LOG_ENTRY, keyed_id
+from cas.errors import FormatError, InvalidMetadata, InvalidName, UnsupportedFormat
+from cas.format.digest import CONTEXT_LOG_ENTRY, DIGEST_SIZE, keyed_id
+from cas.format.names import check_name
 
 FORMAT_VERSION = 1
 LOG_MAGIC = b"CASLOG1\n"
 MAX_METADATA_KEYS = 100
 MAX_ENTRY = 16 * 1024 * 1024
+# docs/format.md §1: mandatory feature flags this build implements (none yet in v1).
+KNOWN_FEATURES: frozenset = frozenset()
 
 OP_VERSION = "version"
 OP_ALIASES = "aliases"
@@ -89,6 +92,28 @@ def _validate(entry: dict) -> None:
         v = entry.get(field)
         if not isinstance(v, typ) or (typ is int and (isinstance(v, bool) or v < 0)):
             raise FormatError(f"log entry {op!r} field {field!r} is missing or not {typ.__name__}")
+    # docs/format.md §7.2: the index trusts these shapes, so a foreign or damaged
+    # entry must fail here (and be skipped by replay), not deep inside replay.
+    project, _, name = entry["collection"].partition("/")
+    try:
+        check_name(project, "project name")
+        check_name(name)
+    except InvalidName as exc:
+        raise FormatError(f"log entry collection {entry['collection']!r} is not 'project/name'") from exc
+    if op == OP_VERSION and len(entry["digest"]) != DIGEST_SIZE:
+        raise FormatError(f"log entry digest must be {DIGEST_SIZE} bytes")
+    for field in ("set", "aliases", "tags", "packs"):
+        v = entry.get(field)
+        if v is not None and not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
+            raise FormatError(f"log entry field {field!r} must be a list of strings")
+    for where in (entry, entry["fields"]) if op == OP_UPDATE else (entry,):
+        d, m, t = where.get("description"), where.get("metadata"), where.get("ttl")
+        if d is not None and not isinstance(d, str):
+            raise FormatError("log entry description must be a string or nil")
+        if m is not None and not isinstance(m, dict):
+            raise FormatError("log entry metadata must be a map or nil")
+        if t is not None and (type(t) is not int or t < 0):
+            raise FormatError("log entry ttl must be a non-negative integer or nil")
 
 
 def entry_id(data: bytes) -> bytes:
@@ -111,14 +136,25 @@ def check_metadata(metadata) -> dict:
             f"metadata has {len(metadata)} keys; at most {MAX_METADATA_KEYS} are allowed: "
             "nest related values under one key"
         )
-    for k in metadata:
-        if not isinstance(k, str):
-            raise InvalidMetadata(f"metadata key {k!r} must be a string")
     try:
         packed = msgpack.packb(metadata, use_bin_type=True, strict_types=False)
-        return msgpack.unpackb(packed, raw=False, strict_map_key=False)
+        out = msgpack.unpackb(packed, raw=False, strict_map_key=False)
     except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidMetadata(f"metadata is not serializable: {exc}; use str, numbers, bools, lists, dicts") from exc
+    _check_keys(out)
+    return out
+
+
+def _check_keys(value) -> None:
+    """Reject non-str map keys at any depth: canonical encoding sorts keys (§7.1)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise InvalidMetadata(f"metadata key {k!r} must be a string (also in nested maps)")
+            _check_keys(v)
+    elif isinstance(value, list):
+        for v in value:
+            _check_keys(v)
 
 
 def encode_config(config: dict) -> bytes:
@@ -146,4 +182,12 @@ def decode_config(data: bytes) -> dict:
     for field in ("chunker", "zstd_level", "store_id"):
         if field not in config:
             raise FormatError(f"repository config has no {field!r}")
+    features = config.get("features", {})
+    if not isinstance(features, dict) or not all(isinstance(v, list) for v in features.values()):
+        raise FormatError("repository config 'features' must map an operation to a list of names")
+    unknown = sorted({str(f) for names in features.values() for f in names} - KNOWN_FEATURES)
+    if unknown:
+        raise UnsupportedFormat(
+            f"this repository needs format features {', '.join(unknown)} that this cas does not know; upgrade cas"
+        )
     return config
