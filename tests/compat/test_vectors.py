@@ -259,3 +259,28 @@ def test_every_pack_vector_parses_and_decodes_to_its_objects(v):
             assert raw.hex() == o["raw"]
             hasher = {0: D.chunk_id, 1: D.file_node_id, 2: D.tree_node_id}[e.kind]
             assert hasher(raw) == e.id
+
+
+# --- the document itself ------------------------------------------------------------------
+FORMAT_MD = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "format.md")
+
+
+def test_ids_and_tables_printed_in_format_md_match_the_vectors(v):
+    import re
+
+    with open(FORMAT_MD, encoding="utf-8") as f:
+        doc = f.read()
+    with open(VECTORS, encoding="utf-8") as f:
+        raw = f.read()
+    gear_digest = "9af822d1e10df25d0157a43ccd0a73b56d1c1d0a5d77acb4e6e979522d0fe149"
+    ids = set(re.findall(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])", doc))
+    assert len(ids) >= 15
+    for h in ids:
+        assert h in raw or h == gear_digest, f"format.md shows {h}, which no vector has"
+    appendix = doc.split("## Appendix A", 1)[1]
+    tables = re.findall(r"```\n(.*?)```", appendix, re.S)
+    assert tables[0].split() == v["fastcdc"]["gear"]
+    assert tables[1].split() == v["fastcdc"]["masks"]
+    log = next(e for e in v["log_entries"] if e["entry"]["op"] == "aliases")
+    block = doc.split("Log entry (`aliases` op", 1)[1].split("```")[1]
+    assert "".join(block.split("entry id")[0].split()) == log["encoded"]
