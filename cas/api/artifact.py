@@ -20,6 +20,7 @@ from cas.api.entries import ArtifactEntry
 from cas.api.ingest import is_executable, walk_files
 from cas.errors import (
     ArtifactFinalizedError,
+    CasError,
     EntryNotFound,
     NothingToRemove,
     PathConflict,
@@ -130,7 +131,7 @@ class Artifact:
         tree = self._draft_tree()
         tree.check_settable(logical)
         old = tree.get(logical)
-        if old is not None and not overwrite and not _same(old, entry):
+        if old is not None and not overwrite and not self._same(old, entry):
             raise PathConflict(
                 f"{logical!r} is already in draft {self.name!r} with different content; pass overwrite=True"
             )
@@ -180,7 +181,7 @@ class Artifact:
                 logical = check_path(prefix + rel)
                 entry = self._make_entry(absp, st, policy)
                 old = tree.get(logical)
-                if old is not None and not merge and not _same(old, entry):
+                if old is not None and not merge and not self._same(old, entry):
                     raise PathConflict(
                         f"add_dir would change {logical!r} in draft {self.name!r}; pass merge=True to replace it"
                     )
@@ -302,6 +303,23 @@ class Artifact:
     def _resolve_hash_only(self, path: str, e: PendingFile) -> FileRef:
         return self._bound().ingester.file(e.local_path, store=False, expect=_expect(e))
 
+    def _same(self, old, new) -> bool:
+        """True if two entries have the same content and mode.
+
+        A policy='immutable' entry is hashed (not stored) for the comparison; one
+        that changed since it was added, or cannot be read, counts as different.
+        """
+        if old == new:
+            return True
+        try:
+            a = old if isinstance(old, FileRef) else self._resolve_hash_only("", old)
+            b = new if isinstance(new, FileRef) else self._resolve_hash_only("", new)
+        except CasError:
+            return False
+        finally:
+            self._bound().ingester.commit_stat_cache()
+        return a.id == b.id and a.executable == b.executable
+
     @property
     def digest(self) -> str:
         """The version digest this draft would get (``blake3:<hex>``), computable before logging."""
@@ -341,10 +359,3 @@ def _json_name(name: str) -> str:
 
 def _expect(e: PendingFile) -> tuple:
     return (e.size, e.mtime_ns, e.ctime_ns, e.ino, e.dev)
-
-
-def _same(old, new) -> bool:
-    if isinstance(old, PendingFile) or isinstance(new, PendingFile):
-        return old == new
-    return old.id == new.id and old.executable == new.executable
-

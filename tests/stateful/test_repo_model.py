@@ -129,8 +129,6 @@ class RepoModel(RuleBasedStateMachine):
     @rule(path=logical_paths, data=contents, policy=st.sampled_from(["mutable", "immutable"]),
           overwrite=st.booleans())
     def add_file(self, path, data, policy, overwrite):
-        if policy == "immutable":
-            overwrite = True  # an unread file never counts as "same content"
         local = self._source(data)
         old = self.draft_files.get(path)
         if conflicts(self.draft_files, path) or (old is not None and old != data and not overwrite):
