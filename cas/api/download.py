@@ -13,6 +13,7 @@ import shutil
 import stat as statmod
 import uuid
 
+from cas.api.ingest import walk_files
 from cas.api.walk import iter_files
 from cas.errors import CasError, DownloadConflict, StorageError, UsageError
 from cas.format.names import check_path
@@ -190,18 +191,16 @@ def checkout(objects, ingester, root_id: bytes, root: str, where: str, progress=
 
 
 def verify_dir(objects, ingester, root_id: bytes, root: str, where: str):
-    """Compare ``root`` with a version.
+    """Compare ``root`` with a version; symlinks count as modified or unexpected.
 
     Returns:
-        ``(missing, modified, unexpected)`` lists of logical paths.
+        ``(missing, modified, unexpected)`` sorted lists of logical paths.
     """
-    from cas.api.ingest import walk_files
-
     expected = dict(iter_files(objects, root_id, where=where))
-    missing, modified, unexpected = [], [], []
+    modified, unexpected = [], []
     seen = set()
     if os.path.isdir(root):
-        for rel, absp, st in walk_files(root):
+        for rel, absp, st in walk_files(root, symlinks=True):
             if rel.split("/")[0] == PROTECTED:
                 continue
             e = expected.get(rel)
@@ -210,23 +209,12 @@ def verify_dir(objects, ingester, root_id: bytes, root: str, where: str):
                 continue
             seen.add(rel)
             try:
-                ok = st.st_size == e.size and ingester.file(absp, store=False, st=st).id == e.id
+                ok = (statmod.S_ISREG(st.st_mode) and st.st_size == e.size
+                      and ingester.file(absp, store=False, st=st).id == e.id)
             except CasError:
                 ok = False
             if not ok:
                 modified.append(rel)
-        for dirpath, dirnames, filenames in os.walk(root):
-            for n in filenames + dirnames:
-                full = os.path.join(dirpath, n)
-                if os.path.islink(full):
-                    rel = os.path.relpath(full, root).replace(os.sep, "/")
-                    if rel in expected:
-                        modified.append(rel)
-                        seen.add(rel)
-                    else:
-                        unexpected.append(rel)
-    for p in expected:
-        if p not in seen:
-            missing.append(p)
+    missing = [p for p in expected if p not in seen]
     ingester.commit_stat_cache()
     return sorted(missing), sorted(modified), sorted(unexpected)

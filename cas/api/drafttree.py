@@ -175,18 +175,6 @@ class DraftTree:
         """Yield ``(path, entry)`` for every file, in path byte order."""
         return self._iter(self.root, "")
 
-    def pending(self) -> Iterator[tuple[str, PendingFile]]:
-        """Yield entries still to be read (policy='immutable'), only from changed dirs."""
-        def walk(d: _Dir, prefix: str):
-            if not d.dirty:
-                return
-            for name, e in self._children(d).items():
-                if isinstance(e, _Dir):
-                    yield from walk(e, prefix + name + "/")
-                elif isinstance(e, PendingFile):
-                    yield prefix + name, e
-        return walk(self.root, "")
-
     def build(self, put_tree: Callable[[bytes, bytes], None] | None,
               resolve: Callable[[str, PendingFile], FileRef]) -> tuple[bytes, int, int]:
         """Encode changed directories bottom-up.
@@ -219,11 +207,3 @@ class DraftTree:
 
         root = enc(self.root, "")
         return root.id, root.size, root.aux
-
-    def mark_resolved(self, resolved: dict[str, FileRef]) -> None:
-        """Replace PendingFile entries by their resolved FileRef."""
-        for path, ref in resolved.items():
-            segs = path.split("/")
-            chain, ok = self._walk_dir(segs[:-1], create=False)
-            if ok:
-                self._children(chain[-1])[segs[-1]] = ref

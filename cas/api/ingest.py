@@ -206,10 +206,11 @@ def signature(st: os.stat_result) -> tuple:
     return _sig(st)
 
 
-def walk_files(root: str) -> Iterator[tuple[str, str, os.stat_result]]:
-    """Yield ``(relative posix path, absolute path, stat)`` of regular files under ``root``.
+def walk_files(root: str, symlinks: bool = False) -> Iterator[tuple[str, str, os.stat_result]]:
+    """Yield ``(relative posix path, absolute path, lstat)`` of regular files under ``root``.
 
-    Symlinks are skipped (never followed); traversal uses ``os.scandir``.
+    Traversal uses ``os.scandir`` and never follows a symlink; symlinks
+    themselves are yielded only if ``symlinks`` is True.
     """
     stack = [("", root)]
     while stack:
@@ -221,8 +222,9 @@ def walk_files(root: str) -> Iterator[tuple[str, str, os.stat_result]]:
         for e in entries:
             r = rel + e.name
             if e.is_symlink():
-                continue
-            if e.is_dir(follow_symlinks=False):
+                if symlinks:
+                    yield r, e.path, e.stat(follow_symlinks=False)
+            elif e.is_dir(follow_symlinks=False):
                 stack.append((r + "/", e.path))
             elif e.is_file(follow_symlinks=False):
                 yield r, e.path, e.stat(follow_symlinks=False)

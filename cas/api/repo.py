@@ -184,10 +184,6 @@ class Repo:
             artifact._repo = self
         src = artifact._repo
         tree = artifact._draft_tree()
-        resolved = {}
-        for path, pending in list(tree.pending()):
-            resolved[path] = src.ingester.file(pending.local_path, store=True, expect=_expect(pending))
-        tree.mark_resolved(resolved)
         root, size, n_files = tree.build(
             lambda tid, data: src.objects.put(tid, KIND_TREE_NODE, data),
             lambda p, e: src.ingester.file(e.local_path, store=True, expect=_expect(e)),
