@@ -114,8 +114,10 @@ def decode_footer(body: bytes, trailer: bytes, file_size: int) -> list[PackEntry
     """Parse a footer body checked against its trailer hash.
 
     Raises:
-        FormatError: Hash mismatch or entries pointing outside the data area.
+        FormatError: A short trailer, hash mismatch or entries pointing outside the data area.
     """
+    if len(trailer) != TRAILER_SIZE:
+        raise FormatError("pack trailer is truncated")
     flen, h, _magic = TRAILER.unpack(trailer)
     if len(body) != flen or keyed_id(CONTEXT_FOOTER, body) != h:
         raise FormatError("pack footer does not match its checksum")
