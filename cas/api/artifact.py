@@ -301,7 +301,7 @@ class Artifact:
         return {p: self._entry(p, e) for p, e in self._draft_tree().items()}
 
     def _resolve_hash_only(self, path: str, e: PendingFile) -> FileRef:
-        return self._bound().ingester.file(e.local_path, store=False, expect=_expect(e))
+        return self._bound().ingester.file(e.local_path, store=False, expect=e.signature)
 
     def _same(self, old, new) -> bool:
         """True if two entries have the same content and mode.
@@ -316,8 +316,6 @@ class Artifact:
             b = new if isinstance(new, FileRef) else self._resolve_hash_only("", new)
         except CasError:
             return False
-        finally:
-            self._bound().ingester.commit_stat_cache()
         return a.id == b.id and a.executable == b.executable
 
     @property
@@ -355,7 +353,3 @@ class Artifact:
 def _json_name(name: str) -> str:
     check_path(name)
     return name if name.endswith(".json") else name + ".json"
-
-
-def _expect(e: PendingFile) -> tuple:
-    return (e.size, e.mtime_ns, e.ctime_ns, e.ino, e.dev)

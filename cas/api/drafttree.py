@@ -36,6 +36,11 @@ class PendingFile:
     dev: int
     executable: bool
 
+    @property
+    def signature(self) -> tuple:
+        """The stat fields the file must still have when it is read (see ``ingest.signature``)."""
+        return (self.size, self.mtime_ns, self.ctime_ns, self.ino, self.dev)
+
 
 class _Dir:
     __slots__ = ("base", "children", "dirty")

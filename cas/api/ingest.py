@@ -84,7 +84,7 @@ class FileIngester:
         """
         if st is None:
             st = _stat(path)
-        if expect is not None and _sig(st) != expect:
+        if expect is not None and signature(st) != expect:
             raise FileChangedError(
                 f"{path} changed after it was added with policy='immutable'; add it again or use policy='mutable'"
             )
@@ -95,7 +95,7 @@ class FileIngester:
         started = time.time_ns()
         fid = self._read_and_hash(path, st, store)
         after = _stat(path)
-        if _sig(after) != _sig(st):
+        if signature(after) != signature(st):
             raise FileChangedError(f"{path} changed while cas was reading it; retry when it is stable")
         ref = FileRef(fid, st.st_size, is_executable(st))
         if self.progress is not None:
@@ -197,13 +197,9 @@ def _stat(path: str) -> os.stat_result:
         raise StorageError(f"cannot stat {path}: {exc.strerror}") from exc
 
 
-def _sig(st: os.stat_result) -> tuple:
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
-
-
 def signature(st: os.stat_result) -> tuple:
     """Return the stat fields that must stay equal for a file to count as unchanged."""
-    return _sig(st)
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
 
 
 def walk_files(root: str, symlinks: bool = False) -> Iterator[tuple[str, str, os.stat_result]]:

@@ -16,7 +16,6 @@ from typing import Iterator
 from cas.api import download as _download
 from cas.api.artifact import Artifact
 from cas.api.diff import Change, diff_trees
-from cas.api.drafttree import PendingFile
 from cas.api.fsck import Finding, FsckReport, fsck, verify_version
 from cas.api.ingest import FileIngester
 from cas.api.objects import ObjectStore
@@ -186,7 +185,7 @@ class Repo:
         tree = artifact._draft_tree()
         root, size, n_files = tree.build(
             lambda tid, data: src.objects.put(tid, KIND_TREE_NODE, data),
-            lambda p, e: src.ingester.file(e.local_path, store=True, expect=_expect(e)),
+            lambda p, e: src.ingester.file(e.local_path, store=True, expect=e.signature),
         )
         src.objects.flush()
         src.ingester.commit_stat_cache()
@@ -445,10 +444,6 @@ class Repo:
             "dedup_ratio": round(logical / pack_bytes, 3) if pack_bytes else None,
             "chunker": self.config["chunker"], "zstd_level": self.config["zstd_level"],
         }
-
-
-def _expect(p: PendingFile) -> tuple:
-    return (p.size, p.mtime_ns, p.ctime_ns, p.ino, p.dev)
 
 
 def _create_store(store: str, chunker: ChunkerParams | None = None, zstd_level: int | None = None) -> None:
