@@ -72,6 +72,11 @@ def fsck(repo, progress=None) -> FsckReport:
         for seq in noted(t, K_BAD_LOG):
             findings.append(Finding("bad-log-entry", f"log/{seq:016d}", "does not parse; it was skipped"))
         locations = list(t.iter_objects())
+        # versions from the same snapshot: every object they need is in ``locations``
+        versions = [(c, r) for c, _ in t.iter_collections() for r in t.iter_versions(c)]
+    # object lookups below must see at least that snapshot, not an older cached one
+    # (another process may have logged since this Repo last read the index)
+    objects.refresh()
     on_disk = list(iter_pack_names(packs_dir))
     for name in set(indexed) - set(on_disk):
         findings.append(Finding("missing-pack", name, "indexed but not on disk"))
@@ -144,7 +149,7 @@ def fsck(repo, progress=None) -> FsckReport:
         return out
 
     n_versions = 0
-    for coll, rec in repo.iter_version_records():
+    for coll, rec in versions:
         n_versions += 1
         label = f"{coll}:v{rec['version']}"
         for oid, path in check_tree(rec["digest"]):
