@@ -28,6 +28,7 @@ from tests.faults.helpers import (
     content,
     downloaded,
     drop_index_files,
+    dump_state,
     findings,
     init_repo,
     log_src,
@@ -182,3 +183,56 @@ def test_sigkill_at_random_moments(tmp_path, drop_index):
         have = n + 1  # check_store logged one more
         with open(progress, "a") as f:
             f.write(f"{n} {n}\n")
+
+
+OPEN = """
+import sys
+repo = cas.Repo(ARGS["repo"])
+print("opened", flush=True)
+repo.close()
+"""
+
+
+def test_killed_while_rebuilding_a_deleted_index(tmp_path):
+    """SIGKILL a process at random moments while it rebuilds a deleted index on open."""
+    rng = random.Random()
+    seed = rng.randrange(1 << 30)
+    rng.seed(seed)
+    path, contents, srcs = _prepare(tmp_path, 9)
+    with cas.Repo(path) as repo:
+        for i in range(2, 8):
+            log_src(repo, "data", srcs[i], aliases=["best"] if i == 5 else ())
+        before = dump_state(repo)
+    drop_index_files(path)
+    for _ in range(3):
+        child = subprocess.Popen(child_cmd(OPEN, {"repo": str(path)}), env=child_env(), stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        time.sleep(rng.uniform(0.08, 0.3))
+        child.send_signal(signal.SIGKILL)
+        out, err = child.communicate(timeout=60)
+        assert child.returncode in (-signal.SIGKILL, 0), f"seed {seed}: {child.returncode} {err}"
+    with cas.Repo(path) as repo:
+        assert dump_state(repo) == before
+    assert check_store(path, contents, srcs, tmp_path / "out", must_have=8) == 8
+
+
+def test_rebuilt_index_not_yet_marked_ready_is_rebuilt_again(tmp_path):
+    """A kill after the rebuild committed but before the index was marked ready."""
+    from cas.api.repo import K_INDEX_READY
+
+    path, contents, srcs = _prepare(tmp_path, 4)
+    with cas.Repo(path) as repo:
+        before = dump_state(repo)
+        with repo.db.write() as txn:
+            txn.delete(K_INDEX_READY, db=repo.db.dbs["meta"])
+    # the next process finds a complete index without the mark and rebuilds over it
+    proc = ok(run_child(LOG_ONE, {"repo": str(path), "src": str(srcs[2])}))
+    assert proc.stdout.strip() == "v2"
+
+    def stable(state):  # v0 and v1 as they were, except that 'latest' moved on
+        return {k: {**v, "json": {**v["json"], "aliases": sorted(set(v["json"]["aliases"]) - {"latest"})}}
+                for k, v in state["versions"].items() if k in ("default/data:v0", "default/data:v1")}
+
+    with cas.Repo(path) as repo:
+        assert stable(dump_state(repo)) == stable(before)
+    assert check_store(path, contents, srcs, tmp_path / "out", must_have=3) == 3
