@@ -98,6 +98,10 @@ def open_index(path: str) -> IndexDb:
                 real, map_size=MAP_SIZE, max_dbs=len(DB_NAMES) + 4, metasync=False,
                 readahead=False, max_readers=256,
             )
+            # free reader slots of processes that died (killed) holding a read
+            # transaction: they would pin old pages and, once all slots are
+            # taken, make every open fail
+            env.reader_check()
         except lmdb.Error as exc:
             raise _translate(exc, real) from exc
         db = IndexDb(real, env)

@@ -236,3 +236,33 @@ def test_rebuilt_index_not_yet_marked_ready_is_rebuilt_again(tmp_path):
     with cas.Repo(path) as repo:
         assert stable(dump_state(repo)) == stable(before)
     assert check_store(path, contents, srcs, tmp_path / "out", must_have=3) == 3
+
+
+HOLD_SNAPSHOT = """
+import time
+repo = cas.Repo(ARGS["repo"])
+repo.artifact("data:v0").download(ARGS["dest"])  # keeps a read snapshot of the index
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+def test_killed_readers_do_not_pin_the_index(tmp_path):
+    """Processes killed while holding a read transaction leave no reader slot behind once another opens."""
+    path, contents, srcs = _prepare(tmp_path, 3)
+    with cas.Repo(path) as repo:  # kept open, so LMDB's lock file is never reset
+        killed = []
+        for i in range(4):
+            child = subprocess.Popen(child_cmd(HOLD_SNAPSHOT, {"repo": str(path), "dest": str(tmp_path / f"d{i}")}),
+                                     env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                assert child.stdout.readline() == "ready\n", child.stderr.read()
+            finally:
+                child.kill()
+                child.communicate(timeout=60)
+            killed.append(child.pid)
+        assert ok(run_child(LOG_ONE, {"repo": str(path), "src": str(srcs[2])})).stdout.strip() == "v2"
+        readers = repo.db.env.readers().split("\n")[1:]
+        pids = {int(line.split()[0]) for line in readers if line.strip()}
+        assert not pids & set(killed), repo.db.env.readers()
+        assert downloaded(repo.artifact("data:v2"), tmp_path / "v2") == contents[2]
