@@ -59,7 +59,7 @@ while True:
         versions = repo.artifacts(c["name"])
         assert [v.version_index for v in versions] == list(range(len(versions)))[::-1]
         latest = repo.artifact(c["name"] + ":latest")
-        assert latest.version_index == len(versions) - 1
+        assert latest.version_index >= len(versions) - 1  # a writer may have logged in between
         dest = Path(ARGS["out"]) / f"{rounds}-{c['name']}"
         latest.download(dest)
         assert read_tree(dest) == content(latest.version_index, c["name"]), latest.qualified_name
@@ -193,7 +193,7 @@ def test_long_lived_repo_sees_what_other_processes_logged(tmp_path):
 def test_two_writers_and_a_reader(tmp_path):
     path = _new_repo(tmp_path)
     go, stop = tmp_path / "go", tmp_path / "stop"
-    writers = [start(WRITER, {"repo": str(path), "go": str(go), "n": 6, "tag": name, "collection": name,
+    writers = [start(WRITER, {"repo": str(path), "go": str(go), "n": 10, "tag": name, "collection": name,
                               "src_dir": str(tmp_path / "src")}) for name in ("alpha", "beta")]
     reader = start(READER, {"repo": str(path), "go": str(go), "stop": str(stop), "out": str(tmp_path / "read")})
     procs = writers + [reader]
@@ -208,7 +208,7 @@ def test_two_writers_and_a_reader(tmp_path):
                 p.kill()
                 p.wait()
     for name, res in results.items():
-        assert {int(v): k for v, (k, _d) in res.items()} == {k: k for k in range(6)}, res
+        assert {int(v): k for v, (k, _d) in res.items()} == {k: k for k in range(10)}, res
     assert seen["rounds"] >= 1
     assert seen["checked"] >= 2  # the last round, after both writers finished, saw both
     with cas.Repo(path) as repo:
