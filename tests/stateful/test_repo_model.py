@@ -75,7 +75,7 @@ def expected_listing(files: dict) -> set:
     return out
 
 
-@settings(max_examples=50, stateful_step_count=25, deadline=None,
+@settings(max_examples=150, stateful_step_count=30, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 class RepoModel(RuleBasedStateMachine):
     def __init__(self) -> None:
