@@ -6,6 +6,7 @@ missing object is reported with the versions and file paths that need it.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from cas.errors import CasError, FormatError
@@ -44,6 +45,7 @@ class FsckReport:
     n_objects: int
     n_versions: int
     n_orphan_packs: int
+    n_tmp_files: int = 0
 
     @property
     def ok(self) -> bool:
@@ -54,7 +56,7 @@ class FsckReport:
         """Return a JSON-ready dict."""
         return {
             "ok": self.ok, "packs": self.n_packs, "objects": self.n_objects, "versions": self.n_versions,
-            "orphan_packs": self.n_orphan_packs, "findings": [f.to_dict() for f in self.findings],
+            "orphan_packs": self.n_orphan_packs, "tmp_files": self.n_tmp_files, "findings": [f.to_dict() for f in self.findings],
         }
 
 
@@ -164,7 +166,9 @@ def fsck(repo, progress=None) -> FsckReport:
                 findings.append(Finding("corrupt-pack", name, "footer damaged; objects were salvaged by scanning"))
     live_packs = {loc.pack for oid, loc in locations if oid in reachable}
     orphan = len(set(on_disk) - live_packs)
-    return FsckReport(findings, len(on_disk), n_objects, n_versions, orphan)
+    # unsealed packs and log entries of interrupted (or still running) writers
+    n_tmp = len(os.listdir(repo.layout.tmp)) if os.path.isdir(repo.layout.tmp) else 0
+    return FsckReport(findings, len(on_disk), n_objects, n_versions, orphan, n_tmp)
 
 
 def verify_version(repo, version) -> list[Finding]:

@@ -290,7 +290,8 @@ def cmd_fsck(args) -> int:
                 print(str(f))
             status = "ok" if report.ok else f"{len(report.findings)} problem(s)"
             print(f"{status}: {report.n_packs} packs, {report.n_objects} objects, {report.n_versions} versions"
-                  + (f", {report.n_orphan_packs} unreferenced packs" if report.n_orphan_packs else ""))
+                  + (f", {report.n_orphan_packs} unreferenced packs" if report.n_orphan_packs else "")
+                  + (f", {report.n_tmp_files} temporary files" if report.n_tmp_files else ""))
         return 0 if report.ok else 1
 
 

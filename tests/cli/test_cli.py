@@ -181,3 +181,12 @@ def test_cli_start_imports_no_heavy_modules():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
+
+
+def test_fsck_reports_leftovers_of_interrupted_writers_without_failing(project):
+    """Unsealed data of a killed writer is not damage: fsck counts it and still exits 0."""
+    run("add", "data", "--name", "ds", cwd=project, check=0)
+    (project / ".cas" / "tmp" / "0123.pack.tmp").write_bytes(b"CASPACK\x00partial")
+    report = json.loads(run("--json", "fsck", cwd=project, check=0).stdout)
+    assert report["ok"] is True and report["tmp_files"] == 1 and report["orphan_packs"] == 0
+    assert "1 temporary files" in run("fsck", cwd=project, check=0).stdout
