@@ -72,10 +72,23 @@ def _blocked_parent(root: str, path: str) -> bool:
     return False
 
 
+def _make_root(root: str) -> None:
+    """Create the target directory; refuse a path that is not a directory."""
+    try:
+        os.makedirs(root, exist_ok=True)
+    except FileExistsError:
+        raise UsageError(f"{root} exists and is not a directory; choose another target") from None
+    except OSError as exc:
+        raise StorageError(f"cannot create {root}: {exc.strerror}") from exc
+
+
 def write_file(objects, root: str, path: str, entry, where: str, replace_parents: bool) -> None:
     """Write one file atomically from its chunks, verified on read."""
     check_path(path)
-    parent = _ensure_dirs(root, path.rpartition("/")[0], replace_parents)
+    try:
+        parent = _ensure_dirs(root, path.rpartition("/")[0], replace_parents)
+    except OSError as exc:
+        raise StorageError(f"cannot create the directory of {path} in {root}: {exc.strerror}") from exc
     target = os.path.join(parent, path.rpartition("/")[2])
     tmp = os.path.join(parent, f".cas-tmp-{uuid.uuid4().hex[:12]}")
     try:
@@ -115,7 +128,7 @@ def download(objects, ingester, root_id: bytes, root: str, where: str, path_pref
     strategy = (strategy or "FAIL").upper()
     if strategy not in STRATEGIES:
         raise UsageError(f"invalid overwrite_strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
-    os.makedirs(root, exist_ok=True)
+    _make_root(root)
     todo, conflicts = [], []
     for path, entry in iter_files(objects, root_id, prefix=path_prefix, where=where):
         target = os.path.join(root, path)
@@ -184,7 +197,7 @@ def remove_extras(root: str, keep: set[str]) -> int:
 
 def checkout(objects, ingester, root_id: bytes, root: str, where: str, progress=None) -> int:
     """Make ``root`` hold exactly the version's files; return files written."""
-    os.makedirs(root, exist_ok=True)
+    _make_root(root)
     keep = {p for p, _ in iter_files(objects, root_id, where=where)}
     remove_extras(root, keep)
     return download(objects, ingester, root_id, root, where, strategy="OVERWRITE", progress=progress)

@@ -239,3 +239,17 @@ def test_files_resumes_after_the_cursor(v):
     assert [e.path for e in v.files(names=["readme", "data/test/c.txt"])] == ["data/test/c.txt", "readme"]
     with pytest.raises(UsageError):
         v.files(per_page=0)
+
+
+def test_target_that_is_a_file_is_a_clear_error(repo, tmp_path):
+    src = tmp_path / "src.txt"
+    src.write_bytes(b"x")
+    art = cas.Artifact("one", "dataset")
+    art.add_file(src)
+    v = repo.log_artifact(art)
+    target = tmp_path / "iamafile"
+    target.write_bytes(b"keep")
+    for call in (lambda: v.download(target), lambda: v.checkout(target)):
+        with pytest.raises(UsageError, match="iamafile"):
+            call()
+    assert target.read_bytes() == b"keep"
