@@ -27,6 +27,7 @@ from cas.errors import (
     ArtifactFinalizedError,
     CollectionNotFound,
     RepoNotFound,
+    StorageError,
     UsageError,
     VersionNotFound,
 )
@@ -120,10 +121,13 @@ class Repo:
     def _open(self, store: str) -> None:
         self.layout = StoreLayout(store)
         self.root = store
-        with open(self.layout.config, "rb") as f:
-            self.config = R.decode_config(f.read())
-        for d in (self.layout.packs, self.layout.log, self.layout.tmp, self.layout.index):
-            os.makedirs(d, exist_ok=True)
+        try:
+            with open(self.layout.config, "rb") as f:
+                self.config = R.decode_config(f.read())
+            for d in (self.layout.packs, self.layout.log, self.layout.tmp, self.layout.index):
+                os.makedirs(d, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot open the repository at {store}: {exc.strerror}") from exc
         self.chunker = Chunker(ChunkerParams.parse(self.config["chunker"]))
         self.log = LogDir(self.layout.log, self.layout.tmp)
         self.db = open_index(self.layout.index)
@@ -448,7 +452,10 @@ class Repo:
 
 def _create_store(store: str, chunker: ChunkerParams | None = None, zstd_level: int | None = None) -> None:
     layout = StoreLayout(store)
-    layout.make_dirs()
+    try:
+        layout.make_dirs()
+    except OSError as exc:
+        raise StorageError(f"cannot create a repository at {store}: {exc.strerror}") from exc
     config = {
         "format_version": R.FORMAT_VERSION,
         "chunker": (chunker or DEFAULT_PARAMS).spec,
