@@ -1,7 +1,8 @@
 """Artifact drafts: mutable collections of files until logged (W&B ``wandb.Artifact``).
 
-A draft binds to a repository on first use: the one passed in, else the
-repository found from the working directory, else the user's default store.
+A draft binds to a repository on first use: the one passed in, else the only
+Repo open in this process, else the repository found from the working
+directory, else the user's default store.
 Files added with policy='mutable' are stored at once; policy='immutable' files
 are read when the draft is logged and must not have changed.
 """
@@ -51,9 +52,9 @@ class Artifact:
     # binding ------------------------------------------------------------------
     def _bound(self):
         if self._repo is None:
-            from cas.api.repo import Repo
+            from cas.api.repo import Repo, only_open_repo
 
-            self._repo = Repo()
+            self._repo = only_open_repo() or Repo()
         return self._repo
 
     def _draft_tree(self) -> DraftTree:

@@ -11,6 +11,7 @@ import os
 import sys
 import time
 import uuid
+import weakref
 from typing import Iterator
 
 from cas.api import download as _download
@@ -46,6 +47,16 @@ from cas.storage.log import LogDir
 
 STORE_DIR = ".cas"
 K_INDEX_READY = b"index_ready"
+
+# Repos open in this process: a draft created without ``repo=`` binds to the only
+# one, as a W&B artifact goes to the current run.
+_open_repos: "weakref.WeakSet[Repo]" = weakref.WeakSet()
+
+
+def only_open_repo() -> "Repo | None":
+    """Return the Repo open in this process if there is exactly one, else None."""
+    live = [r for r in list(_open_repos) if not r.closed]
+    return live[0] if len(live) == 1 else None
 
 
 def default_store_path() -> str:
@@ -135,6 +146,7 @@ class Repo:
         self.ingester = FileIngester(self.objects, self.chunker, self.db)
         self.closed = False
         self._sync_index()
+        _open_repos.add(self)
 
     def _sync_index(self) -> None:
         with self.db.read() as txn:
@@ -151,6 +163,7 @@ class Repo:
         """Release the index and file handles; unsealed pack data is discarded."""
         if not self.closed:
             self.closed = True
+            _open_repos.discard(self)
             self.objects.close()
             self.db.close()
 

@@ -226,3 +226,17 @@ def test_unknown_references_raise_not_found(repo, three, ref, err):
 def test_artifacts_of_unknown_collection_raises(repo):
     with pytest.raises(CollectionNotFound):
         repo.artifacts("nosuch")
+
+
+def test_unbound_draft_binds_to_the_only_open_repo(tmp_path, monkeypatch):
+    """A script that opened one repo logs into it without passing repo= and never touches the default store."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    write(elsewhere / "f.txt", b"hello")
+    with cas.Repo.init(tmp_path / "proj") as repo:
+        a = cas.Artifact("data", "dataset")
+        a.add_file("f.txt")
+        assert a._repo is repo
+        assert repo.log_artifact(a).version == "v0"
+    assert not os.path.exists(os.environ["CAS_HOME"])
