@@ -190,7 +190,7 @@ class Repo:
         """
         if not isinstance(artifact, Artifact):
             raise UsageError("log_artifact takes a cas.Artifact draft")
-        if artifact._logged is not None:
+        if artifact._logged:  # False means finalized but not yet logged: loggable
             raise ArtifactFinalizedError(artifact.name, "log it again")
         aliases = [check_alias(a) for a in ([aliases] if isinstance(aliases, str) else aliases) if a != "latest"]
         tags = [check_name(t, "tag") for t in ([tags] if isinstance(tags, str) else tags)]

@@ -177,37 +177,36 @@ def cmd_diff(args) -> int:
     return 0
 
 
-def cmd_get(args) -> int:
-    """Download a version."""
+def _write_version(args, label: str, write, done: str) -> int:
+    """Resolve ``args.ref``, run ``write(version, progress)`` and report the root written."""
     with _repo(args) as repo:
         v = repo.artifact(args.ref)
-        progress = Progress(f"downloading {v.name}")
+        progress = Progress(f"{label} {v.name}")
         try:
-            root = v.download(args.dest, path_prefix=args.prefix, overwrite_strategy=args.strategy or "FAIL",
-                              progress=progress)
+            root = write(v, progress)
         finally:
             progress.close()
         if args.json:
             print_json({"root": root, "version": v.qualified_name})
         else:
-            print(f"{v.qualified_name} -> {root}")
+            print(done.format(root=root, version=v.qualified_name))
     return 0
+
+
+def cmd_get(args) -> int:
+    """Download a version."""
+    return _write_version(
+        args, "downloading",
+        lambda v, progress: v.download(args.dest, path_prefix=args.prefix,
+                                       overwrite_strategy=args.strategy or "FAIL", progress=progress),
+        "{version} -> {root}",
+    )
 
 
 def cmd_checkout(args) -> int:
     """Make a directory exactly a version."""
-    with _repo(args) as repo:
-        v = repo.artifact(args.ref)
-        progress = Progress(f"checking out {v.name}")
-        try:
-            root = v.checkout(args.dir, progress=progress)
-        finally:
-            progress.close()
-        if args.json:
-            print_json({"root": root, "version": v.qualified_name})
-        else:
-            print(f"{root} is now {v.qualified_name}")
-    return 0
+    return _write_version(args, "checking out", lambda v, progress: v.checkout(args.dir, progress=progress),
+                          "{root} is now {version}")
 
 
 def cmd_verify(args) -> int:

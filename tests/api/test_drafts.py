@@ -353,3 +353,19 @@ def test_invalid_names_and_types_raise(repo):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         cas.Artifact("ok-name_1.2", "dataset", repo=repo)
+
+
+def test_finalized_draft_refuses_changes_but_can_be_logged_once(repo, tmp_path):
+    from cas.errors import ArtifactFinalizedError
+
+    src = tmp_path / "f.txt"
+    src.write_bytes(b"x")
+    art = cas.Artifact("fin", "dataset", repo=repo)
+    art.add_file(src)
+    art.finalize()
+    assert not art.is_draft()
+    with pytest.raises(ArtifactFinalizedError, match="fin"):
+        art.add_file(src, name="g.txt")
+    assert repo.log_artifact(art).version == "v0"
+    with pytest.raises(ArtifactFinalizedError, match="fin"):
+        repo.log_artifact(art)
