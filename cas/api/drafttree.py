@@ -104,11 +104,6 @@ class DraftTree:
         e = self._children(chain[-1]).get(segs[-1])
         return None if isinstance(e, _Dir) else e
 
-    def is_dir(self, path: str) -> bool:
-        """Return True if ``path`` names a directory of the draft."""
-        chain, ok = self._walk_dir(path.split("/"), create=False)
-        return ok
-
     def set(self, path: str, entry) -> None:
         """Put ``entry`` at ``path``, creating directories.
 

@@ -142,17 +142,6 @@ class ObjectStore:
             self.flush()
         return True
 
-    def put_stored(self, oid: bytes, kind: int, codec: int, raw_len: int, stored: bytes) -> None:
-        """Append an already-encoded object (used when copying between stores)."""
-        if self.has(oid):
-            return
-        if self._writer is None:
-            self._writer = PackWriter(self.layout.packs, self.layout.tmp)
-        self._writer.add(oid, kind, codec, raw_len, stored)
-        self._pending.add(oid)
-        if self._writer.size >= PACK_TARGET_SIZE:
-            self.flush()
-
     def flush(self) -> list[str]:
         """Seal the open pack and index it; return the names sealed so far."""
         w = self._writer

@@ -366,6 +366,8 @@ def test_finalized_draft_refuses_changes_but_can_be_logged_once(repo, tmp_path):
     assert not art.is_draft()
     with pytest.raises(ArtifactFinalizedError, match="fin"):
         art.add_file(src, name="g.txt")
-    assert repo.log_artifact(art).version == "v0"
+    assert art.logged_version is None
+    v = repo.log_artifact(art)
+    assert v.version == "v0" and art.logged_version == v and art.version == "v0"  # W&B reads it off the draft
     with pytest.raises(ArtifactFinalizedError, match="fin"):
         repo.log_artifact(art)
