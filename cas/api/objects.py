@@ -31,19 +31,14 @@ class ObjectStore:
         self._writer: PackWriter | None = None
         self._pending: set[bytes] = set()
         self.sealed: list[str] = []
-        self._rtxn = None
 
     # lookups --------------------------------------------------------------
     def _tables(self) -> Tables:
-        if self._rtxn is None:
-            self._rtxn = self.db.snapshot()
-        return Tables(self.db, self._rtxn)
+        return Tables(self.db, self.db.snapshot())
 
     def refresh(self) -> None:
         """Drop the cached read snapshot so newer index writes are seen."""
-        if self._rtxn is not None:
-            self._rtxn.abort()
-            self._rtxn = None
+        self.db.drop_snapshot()
 
     def has(self, oid: bytes) -> bool:
         """Return True if the object is stored or pending in the open pack."""

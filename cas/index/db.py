@@ -1,8 +1,11 @@
 """LMDB environment lifecycle and transactions: the only lmdb importer.
 
 LMDB forbids opening one environment twice in a process, so environments are
-shared per real path with a reference count. Errors are translated to
-IndexDbError subclasses here.
+shared per real path with a reference count. An environment must not be used
+across ``fork()`` either: before a fork every cached read snapshot is ended
+(so the child inherits no live reader slot of the parent), and a child closes
+the inherited environment and opens its own on first use. Errors are
+translated to IndexDbError subclasses here.
 """
 
 from __future__ import annotations
@@ -31,25 +34,49 @@ class IndexDb:
 
     def __init__(self, path: str, env) -> None:
         self.path = path
+        self._bind(env)
+        self.refs = 1
+
+    def _bind(self, env) -> None:
         self.env = env
         self.dbs = {name.decode(): env.open_db(name) for name in DB_NAMES}
-        self.refs = 1
+        self.pid = os.getpid()
+        self._snapshot = None
+
+    def _live(self):
+        """Return this process's environment, reopening it after a fork."""
+        if self.pid != os.getpid():
+            # no read transaction is live here (see _before_fork); closing only
+            # clears reader slots that carry this process's pid
+            self._snapshot = None
+            self.env.close()
+            self._bind(_open_env(self.path))
+        return self.env
 
     @contextlib.contextmanager
     def read(self) -> Iterator:
         """Yield a read-only transaction."""
         try:
-            with self.env.begin(buffers=False) as txn:
+            with self._live().begin(buffers=False) as txn:
                 yield txn
         except lmdb.Error as exc:
             raise _translate(exc, self.path) from exc
 
     def snapshot(self):
-        """Return a long-lived read-only transaction; the caller must ``abort()`` it."""
-        try:
-            return self.env.begin(buffers=False)
-        except lmdb.Error as exc:
-            raise _translate(exc, self.path) from exc
+        """Return a shared long-lived read-only transaction (see ``drop_snapshot``)."""
+        env = self._live()
+        if self._snapshot is None:
+            try:
+                self._snapshot = env.begin(buffers=False)
+            except lmdb.Error as exc:
+                raise _translate(exc, self.path) from exc
+        return self._snapshot
+
+    def drop_snapshot(self) -> None:
+        """End the shared snapshot so the next one sees newer commits."""
+        if self._snapshot is not None and self.pid == os.getpid():
+            self._snapshot.abort()
+        self._snapshot = None
 
     @contextlib.contextmanager
     def write(self) -> Iterator:
@@ -58,7 +85,7 @@ class IndexDb:
         Only one write transaction runs at a time across all processes.
         """
         try:
-            with self.env.begin(write=True) as txn:
+            with self._live().begin(write=True) as txn:
                 yield txn
         except lmdb.Error as exc:
             raise _translate(exc, self.path) from exc
@@ -69,6 +96,10 @@ class IndexDb:
             self.refs -= 1
             if self.refs == 0:
                 _open.pop(self.path, None)
+                if self.pid == os.getpid():
+                    self.drop_snapshot()
+                else:
+                    self._snapshot = None
                 self.env.close()
 
 
@@ -93,20 +124,35 @@ def open_index(path: str) -> IndexDb:
             db.refs += 1
             return db
         os.makedirs(real, exist_ok=True)
-        try:
-            env = lmdb.open(
-                real, map_size=MAP_SIZE, max_dbs=len(DB_NAMES) + 4, metasync=False,
-                readahead=False, max_readers=256,
-            )
-            # free reader slots of processes that died (killed) holding a read
-            # transaction: they would pin old pages and, once all slots are
-            # taken, make every open fail
-            env.reader_check()
-        except lmdb.Error as exc:
-            raise _translate(exc, real) from exc
-        db = IndexDb(real, env)
+        db = IndexDb(real, _open_env(real))
         _open[real] = db
         return db
+
+
+def _open_env(path: str):
+    try:
+        env = lmdb.open(
+            path, map_size=MAP_SIZE, max_dbs=len(DB_NAMES) + 4, metasync=False,
+            readahead=False, max_readers=256, max_spare_txns=0,
+        )
+        # free reader slots of processes that died (killed) holding a read
+        # transaction: they would pin old pages and, once all slots are
+        # taken, make every open fail
+        env.reader_check()
+    except lmdb.Error as exc:
+        raise _translate(exc, path) from exc
+    return env
+
+
+def _before_fork() -> None:
+    """End cached snapshots so a forked child inherits no live read transaction."""
+    for db in list(_open.values()):
+        if db.pid == os.getpid():
+            db.drop_snapshot()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork)
 
 
 def drop_index(path: str) -> None:
