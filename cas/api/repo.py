@@ -429,7 +429,19 @@ class Repo:
         return verify_version(self, version)
 
     def rebuild_index(self) -> tuple[int, int]:
-        """Delete and rebuild the LMDB index from packs and log; return (packs, last seq)."""
+        """Delete and rebuild the LMDB index from packs and log; return (packs, last seq).
+
+        Run it while no other process uses the store: one that keeps the old index
+        open goes on writing to the deleted file.
+
+        Raises:
+            UsageError: Another Repo handle in this process has the store open.
+        """
+        if self.db.refs > 1:
+            raise UsageError(
+                f"{self.db.refs - 1} other Repo handle(s) in this process use {self.root}; close them before "
+                "rebuilding the index"
+            )
         self.objects.close()
         path = self.db.path
         self.db.close()

@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--collection", action="store_true", help="tag the collection, not the version")
 
     s = sub.add_parser("fsck", help="check every object and version of the store")
-    s.add_argument("--rebuild-index", action="store_true", help="delete and rebuild the LMDB index first")
+    s.add_argument("--rebuild-index", action="store_true", help="delete and rebuild the LMDB index first (no other cas process may use the store meanwhile)")
 
     sub.add_parser("stats", help="store size, objects, dedup ratio")
     return p

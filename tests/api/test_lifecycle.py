@@ -240,3 +240,16 @@ def test_unbound_draft_binds_to_the_only_open_repo(tmp_path, monkeypatch):
         assert a._repo is repo
         assert repo.log_artifact(a).version == "v0"
     assert not os.path.exists(os.environ["CAS_HOME"])
+
+
+def test_rebuild_index_refuses_while_another_handle_is_open(repo, tmp_path):
+    from cas.errors import UsageError
+
+    log_files(repo, tmp_path, {"f": b"0"})
+    other = cas.Repo(tmp_path / "repo")
+    with pytest.raises(UsageError, match="close them"):
+        repo.rebuild_index()
+    assert other.artifact("data:v0").version == "v0"  # nothing was dropped
+    other.close()
+    assert repo.rebuild_index()[1] == 1
+    assert repo.artifact("data:v0").version == "v0"
