@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from cas.api.diff import diff_trees
 from cas.api.drafttree import DraftTree, FileRef
 from cas.format.pack import KIND_TREE_NODE
+from tests.property.paths import prefix_free
 
 CONTENTS = [b"", b"x", b"hello\n", bytes(range(256)) * 12, b"z" * 5000]
 
@@ -14,18 +15,10 @@ segments = st.sampled_from(["a", "b", "c.txt", "a.b", "a-", "é"])
 paths = st.lists(segments, min_size=1, max_size=3).map("/".join)
 
 
-def _prefix_free(ps):
-    out = []
-    for p in sorted(set(ps), key=lambda s: (s.count("/"), s)):
-        if not any(p.startswith(q + "/") for q in out):
-            out.append(p)
-    return out
-
-
 @st.composite
 def mappings(draw):
     """{path: (content index, executable)}."""
-    ps = _prefix_free(draw(st.lists(paths, max_size=10)))
+    ps = prefix_free(draw(st.lists(paths, max_size=10)))
     return {p: (draw(st.integers(0, len(CONTENTS) - 1)), draw(st.booleans())) for p in ps}
 
 

@@ -5,6 +5,7 @@ from hypothesis import strategies as st
 
 from cas.api.drafttree import DraftTree, FileRef
 from cas.format.nodes import EMPTY_TREE_ID, decode_tree_node
+from tests.property.paths import prefix_free
 
 
 def _unresolvable(path, pending):
@@ -45,18 +46,9 @@ paths = st.lists(segments, min_size=1, max_size=4).map("/".join)
 refs = st.builds(FileRef, st.binary(min_size=32, max_size=32), st.integers(0, 2**40), st.booleans())
 
 
-def _prefix_free(ps):
-    """Drop paths that would make a file also a directory."""
-    out = []
-    for p in sorted(set(ps), key=lambda s: (s.count("/"), s)):
-        if not any(p.startswith(q + "/") for q in out):
-            out.append(p)
-    return out
-
-
 @st.composite
 def mappings(draw, min_size=0):
-    ps = _prefix_free(draw(st.lists(paths, min_size=min_size, max_size=12)))
+    ps = prefix_free(draw(st.lists(paths, min_size=min_size, max_size=12)))
     return {p: draw(refs) for p in ps}
 
 
