@@ -20,6 +20,8 @@ settings.register_profile(
 settings.register_profile("nightly", max_examples=2000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 # Small chunks so tests exercise multi-chunk files with a few KiB of data.
 SMALL_CHUNKS = dict(min_size=256, avg_size=1024, max_size=4096)
 
@@ -35,6 +37,9 @@ def hermetic_env(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
     monkeypatch.setenv("CAS_HOME", str(home / "cas-default-store"))
+    # subprocesses (CLI, crash and concurrency tests) import this checkout's cas,
+    # whatever copy of cas is installed
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH")])))
     yield
 
 

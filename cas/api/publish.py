@@ -37,6 +37,9 @@ def append_entry(repo, build: Callable[[Tables], dict | None]):
             entry = build(t)
             if entry is None:
                 return None
+            feature = R.FEATURE_OF_OP.get(entry["op"])
+            if feature is not None:
+                repo.require_feature(feature)
             data = R.encode_entry(entry)
             if not repo.log.append(seq + 1, data):
                 continue

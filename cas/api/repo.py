@@ -176,6 +176,36 @@ class Repo:
     def __repr__(self) -> str:
         return f"<cas.Repo {self.root}>"
 
+    def require_feature(self, feature: str) -> None:
+        """Make sure the store config lists ``feature`` as mandatory for readers (§1.2).
+
+        Called before the first structure that needs it is written, so a cas
+        that does not know the feature refuses the store instead of misreading it.
+        """
+        if feature in self.config.get("features", {}).get("read", []):
+            return
+        import fcntl
+
+        lock_path = self.layout.config + ".lock"
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StorageError(f"cannot lock {lock_path}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with open(self.layout.config, "rb") as f:
+                config = R.decode_config(f.read())
+            read = config.setdefault("features", {}).setdefault("read", [])
+            if feature not in read:
+                read.append(feature)
+                read.sort()
+                write_durable(self.layout.config, R.encode_config(config))
+            self.config = config
+        except OSError as exc:
+            raise StorageError(f"cannot update {self.layout.config}: {exc.strerror}") from exc
+        finally:
+            os.close(fd)
+
     # logging ----------------------------------------------------------------------
     def log_artifact(self, artifact: Artifact, aliases=(), tags=(), project: str | None = None) -> ArtifactVersion:
         """Publish a draft as the next version of its collection.

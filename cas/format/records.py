@@ -19,15 +19,34 @@ FORMAT_VERSION = 1
 LOG_MAGIC = b"CASLOG1\n"
 MAX_METADATA_KEYS = 100
 MAX_ENTRY = 16 * 1024 * 1024
-# docs/format.md §1: mandatory feature flags this build implements (none yet in v1).
-KNOWN_FEATURES: frozenset = frozenset()
+# docs/format.md §1.2: mandatory feature flags this build implements.
+FEATURE_LIFECYCLE = "lifecycle"  # ops delete, collection_update
+FEATURE_LINK = "link"  # op link
+FEATURE_LINEAGE = "lineage"  # ops run, use
+FEATURE_GC = "gc"  # op gc
+FEATURE_TREE_REFERENCE = "tree-reference"  # tree entry kind 3
+KNOWN_FEATURES: frozenset = frozenset(
+    {FEATURE_LIFECYCLE, FEATURE_LINK, FEATURE_LINEAGE, FEATURE_GC, FEATURE_TREE_REFERENCE}
+)
 
 OP_VERSION = "version"
 OP_ALIASES = "aliases"
 OP_TAGS = "tags"
 OP_COLLECTION_TAGS = "collection_tags"
 OP_UPDATE = "update"
-KNOWN_OPS = {OP_VERSION, OP_ALIASES, OP_TAGS, OP_COLLECTION_TAGS, OP_UPDATE}
+OP_DELETE = "delete"
+OP_COLLECTION_UPDATE = "collection_update"
+OP_LINK = "link"
+OP_RUN = "run"
+OP_USE = "use"
+OP_GC = "gc"
+KNOWN_OPS = {OP_VERSION, OP_ALIASES, OP_TAGS, OP_COLLECTION_TAGS, OP_UPDATE,
+             OP_DELETE, OP_COLLECTION_UPDATE, OP_LINK, OP_RUN, OP_USE, OP_GC}
+# the feature flag (§1.2) a store must list before its log holds an entry of this op
+FEATURE_OF_OP = {
+    OP_DELETE: FEATURE_LIFECYCLE, OP_COLLECTION_UPDATE: FEATURE_LIFECYCLE, OP_LINK: FEATURE_LINK,
+    OP_RUN: FEATURE_LINEAGE, OP_USE: FEATURE_LINEAGE, OP_GC: FEATURE_GC,
+}
 
 # required fields per op (docs/format.md §7.2); unknown extra fields are ignored
 REQUIRED = {
@@ -37,6 +56,13 @@ REQUIRED = {
     OP_TAGS: {"collection": str, "version": int, "set": list, "time_ns": int},
     OP_COLLECTION_TAGS: {"collection": str, "set": list, "time_ns": int},
     OP_UPDATE: {"collection": str, "version": int, "fields": dict, "time_ns": int},
+    OP_DELETE: {"collection": str, "version": int, "time_ns": int},
+    OP_COLLECTION_UPDATE: {"collection": str, "fields": dict, "time_ns": int},
+    OP_LINK: {"collection": str, "version": int, "source_collection": str, "source_version": int,
+              "time_ns": int},
+    OP_RUN: {"run_id": str, "time_ns": int},
+    OP_USE: {"run_id": str, "collection": str, "version": int, "time_ns": int},
+    OP_GC: {"time_ns": int, "condemned": list},
 }
 
 
@@ -94,19 +120,16 @@ def _validate(entry: dict) -> None:
             raise FormatError(f"log entry {op!r} field {field!r} is missing or not {typ.__name__}")
     # docs/format.md §7.2: the index trusts these shapes, so a foreign or damaged
     # entry must fail here (and be skipped by replay), not deep inside replay.
-    project, _, name = entry["collection"].partition("/")
-    try:
-        check_name(project, "project name")
-        check_name(name)
-    except InvalidName as exc:
-        raise FormatError(f"log entry collection {entry['collection']!r} is not 'project/name'") from exc
+    for field in ("collection", "source_collection"):
+        if field in REQUIRED[op]:
+            _check_collection(entry[field])
     if op == OP_VERSION and len(entry["digest"]) != DIGEST_SIZE:
         raise FormatError(f"log entry digest must be {DIGEST_SIZE} bytes")
-    for field in ("set", "aliases", "tags", "packs"):
+    for field in ("set", "aliases", "tags", "packs", "condemned"):
         v = entry.get(field)
         if v is not None and not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
             raise FormatError(f"log entry field {field!r} must be a list of strings")
-    for where in (entry, entry["fields"]) if op == OP_UPDATE else (entry,):
+    for where in (entry, entry["fields"]) if op in (OP_UPDATE, OP_COLLECTION_UPDATE) else (entry,):
         d, m, t = where.get("description"), where.get("metadata"), where.get("ttl")
         if d is not None and not isinstance(d, str):
             raise FormatError("log entry description must be a string or nil")
@@ -114,6 +137,15 @@ def _validate(entry: dict) -> None:
             raise FormatError("log entry metadata must be a map or nil")
         if t is not None and (type(t) is not int or t < 0):
             raise FormatError("log entry ttl must be a non-negative integer or nil")
+
+
+def _check_collection(coll: str) -> None:
+    project, _, name = coll.partition("/")
+    try:
+        check_name(project, "project name")
+        check_name(name)
+    except InvalidName as exc:
+        raise FormatError(f"log entry collection {coll!r} is not 'project/name'") from exc
 
 
 def entry_id(data: bytes) -> bytes:

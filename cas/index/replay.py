@@ -58,46 +58,50 @@ def index_pack(t: Tables, packs_dir: str, name: str) -> bool:
     return True
 
 
-def apply_entry(t: Tables, seq: int, entry: dict, eid: bytes) -> None:
-    """Apply one decoded log entry to the index tables."""
-    op = entry["op"]
+def _apply_version(t: Tables, seq: int, entry: dict, eid: bytes) -> None:
     coll = entry["collection"]
     now = entry["time_ns"]
-    if op == R.OP_VERSION:
-        c = t.get_collection(coll) or {"type": entry["type"], "tags": [], "n_versions": 0, "created_ns": now}
-        version = c["n_versions"]
-        rec = {
-            "version": version,
-            "digest": entry["digest"],
-            "size": entry["size"],
-            "n_files": entry["n_files"],
-            "type": entry["type"],
-            "description": entry.get("description"),
-            "metadata": entry.get("metadata") or {},
-            "tags": list(entry.get("tags") or []),
-            "created_ns": now,
-            "updated_ns": now,
-            "commit": eid,
-            "seq": seq,
-            "ttl": entry.get("ttl"),
-            "state": "COMMITTED",
-        }
-        t.put_version(coll, version, rec)
-        t.put_digest(coll, entry["digest"], version)
-        for alias in entry.get("aliases") or []:
-            t.set_alias(coll, alias, version)
-        t.set_alias(coll, "latest", version)
-        c["n_versions"] = version + 1
-        c["updated_ns"] = now
+    c = t.get_collection(coll) or {"type": entry["type"], "tags": [], "n_versions": 0, "created_ns": now}
+    version = c["n_versions"]
+    rec = {
+        "version": version,
+        "digest": entry["digest"],
+        "size": entry["size"],
+        "n_files": entry["n_files"],
+        "type": entry["type"],
+        "description": entry.get("description"),
+        "metadata": entry.get("metadata") or {},
+        "tags": list(entry.get("tags") or []),
+        "created_ns": now,
+        "updated_ns": now,
+        "commit": eid,
+        "seq": seq,
+        "ttl": entry.get("ttl"),
+        "state": "COMMITTED",
+    }
+    t.put_version(coll, version, rec)
+    t.put_digest(coll, entry["digest"], version)
+    for alias in entry.get("aliases") or []:
+        t.set_alias(coll, alias, version)
+    t.set_alias(coll, "latest", version)
+    c["n_versions"] = version + 1
+    c["updated_ns"] = now
+    t.put_collection(coll, c)
+
+
+def _apply_collection_tags(t: Tables, seq: int, entry: dict, eid: bytes) -> None:
+    coll = entry["collection"]
+    c = t.get_collection(coll)
+    if c is not None:
+        c["tags"] = list(entry["set"])
+        c["updated_ns"] = entry["time_ns"]
         t.put_collection(coll, c)
-        return
-    if op == R.OP_COLLECTION_TAGS:
-        c = t.get_collection(coll)
-        if c is not None:
-            c["tags"] = list(entry["set"])
-            c["updated_ns"] = now
-            t.put_collection(coll, c)
-        return
+
+
+def _apply_version_change(t: Tables, seq: int, entry: dict, eid: bytes) -> None:
+    """Apply an op that changes one existing version (aliases, tags, update)."""
+    op = entry["op"]
+    coll = entry["collection"]
     version = entry["version"]
     rec = t.get_version(coll, version)
     if rec is None:
@@ -116,8 +120,23 @@ def apply_entry(t: Tables, seq: int, entry: dict, eid: bytes) -> None:
         for k in ("description", "metadata", "ttl"):
             if k in entry["fields"]:
                 rec[k] = entry["fields"][k]
-    rec["updated_ns"] = now
+    rec["updated_ns"] = entry["time_ns"]
     t.put_version(coll, version, rec)
+
+
+# op -> how it changes the index; every op in records.KNOWN_OPS has one
+APPLY = {
+    R.OP_VERSION: _apply_version,
+    R.OP_COLLECTION_TAGS: _apply_collection_tags,
+    R.OP_ALIASES: _apply_version_change,
+    R.OP_TAGS: _apply_version_change,
+    R.OP_UPDATE: _apply_version_change,
+}
+
+
+def apply_entry(t: Tables, seq: int, entry: dict, eid: bytes) -> None:
+    """Apply one decoded log entry to the index tables."""
+    APPLY[entry["op"]](t, seq, entry, eid)
 
 
 def catch_up(db, log: LogDir, packs_dir: str, txn=None) -> int:

@@ -66,7 +66,7 @@ def test_unknown_config_features_refuse_the_store():  # §1.2
     base = {"format_version": 1, "chunker": ChunkerParams().spec, "zstd_level": 3, "store_id": "0" * 32}
     assert R.decode_config(R.encode_config({**base, "features": {"read": []}}))["format_version"] == 1
     with pytest.raises(UnsupportedFormat):
-        R.decode_config(R.encode_config({**base, "features": {"read": ["tree-reference"]}}))
+        R.decode_config(R.encode_config({**base, "features": {"read": ["no-such-feature"]}}))
 
 
 def test_objects_over_the_limit_are_refused():  # §6.5

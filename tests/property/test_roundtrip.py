@@ -70,6 +70,22 @@ def log_entries(draw):
             "description": st.none() | st.text(max_size=10), "metadata": st.none() | metadata,
             "ttl": st.none() | uints}))
         e.update(version=draw(uints), fields=fields)
+    elif op == R.OP_COLLECTION_UPDATE:
+        e.update(fields=draw(st.fixed_dictionaries({}, optional={"ttl": st.none() | uints})))
+    elif op == R.OP_DELETE:
+        e.update(version=draw(uints))
+    elif op == R.OP_LINK:
+        e.update(version=draw(uints), source_collection=f"{draw(simple_names)}/{draw(simple_names)}",
+                 source_version=draw(uints), aliases=draw(aliases))
+    elif op in (R.OP_RUN, R.OP_USE):
+        e.update(run_id=draw(simple_names))
+        if op == R.OP_USE:
+            e.update(version=draw(uints))
+        else:
+            del e["collection"]
+    elif op == R.OP_GC:
+        del e["collection"]
+        e.update(condemned=draw(st.lists(st.text("0123456789abcdef", min_size=64, max_size=64), max_size=2)))
     else:
         e.update(version=draw(uints), set=draw(aliases))
     return e

@@ -204,8 +204,8 @@ def test_config_from_a_newer_format_is_unsupported():
 
 
 def test_config_with_unknown_features_is_unsupported():
-    with pytest.raises(UnsupportedFormat, match="tree-reference"):
-        R.decode_config(R.encode_config(_config(features={"read": ["tree-reference"]})))
+    with pytest.raises(UnsupportedFormat, match="no-such-feature"):
+        R.decode_config(R.encode_config(_config(features={"read": ["no-such-feature"]})))
     assert R.decode_config(R.encode_config(_config(features={"read": []})))["features"] == {"read": []}
 
 
@@ -235,3 +235,9 @@ def test_chunker_spec_round_trips_and_rejects_unknown_forms():
         ChunkerParams.parse("fastcdc2016/min=1/avg=2/max=3/norm=1")
     with pytest.raises(UsageError):
         ChunkerParams.parse("fastcdc2020/min=1/avg=2/max=3/norm=1")
+
+
+def test_every_new_op_has_a_known_feature_flag():
+    for op, feature in R.FEATURE_OF_OP.items():
+        assert op in R.KNOWN_OPS and feature in R.KNOWN_FEATURES
+    assert R.decode_config(R.encode_config(_config(features={"read": sorted(R.KNOWN_FEATURES)})))
