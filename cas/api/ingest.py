@@ -138,32 +138,33 @@ class FileIngester:
             chunks.append((cid, n))
 
     def _stream(self, f, store: bool) -> bytes:
-        """Chunk a large file through a fixed buffer, so memory stays bounded.
+        """Chunk a large file through fixed-size buffers, so memory stays bounded.
 
         All chunks of a buffer but the last are final: a FastCDC cut depends
         only on bytes from the chunk's start. The last one is carried over and
-        cut again with the following bytes.
+        cut again with the following bytes. Each buffer is new (never reused),
+        because the object store may still be compressing chunks of the
+        previous one; ``ObjectStore.put`` bounds how many are queued.
         """
-        buf = bytearray(READ_BLOCK + self.chunker.params.max_size)
-        view = memoryview(buf)
+        size = READ_BLOCK + self.chunker.params.max_size
+        buf = bytearray(size)
         have = 0
         chunks: list = []
-        try:
-            while True:
-                n = f.readinto(view[have:])
-                have += n
-                if n == 0:
-                    self._emit(view, self.chunker.cut(view[:have]), chunks, store)
-                    return self._finish(chunks, store)
-                if have < len(buf):
-                    continue  # short read: fill the buffer before cutting
-                cuts = self.chunker.cut(view)
-                self._emit(view, cuts[:-1], chunks, store)
-                off, ln = cuts[-1]
-                buf[:ln] = buf[off : off + ln]
-                have = ln
-        finally:
-            view.release()
+        while True:
+            view = memoryview(buf)
+            n = f.readinto(view[have:])
+            have += n
+            if n == 0:
+                self._emit(view, self.chunker.cut(view[:have]), chunks, store)
+                return self._finish(chunks, store)
+            if have < size:
+                continue  # short read: fill the buffer before cutting
+            cuts = self.chunker.cut(view)
+            self._emit(view, cuts[:-1], chunks, store)
+            off, ln = cuts[-1]
+            nxt = bytearray(size)
+            nxt[:ln] = view[off : off + ln]
+            buf, have = nxt, ln
 
     def _finish(self, chunks: list, store: bool) -> bytes:
         root, nodes = build_file_nodes(chunks)

@@ -2,9 +2,25 @@
 
 Combines the LMDB index (where objects are) with pack files (their bytes). An
 object written here becomes durable when its pack is sealed by ``flush``.
+
+Write pipeline: ``put`` checks dedup in the calling thread, then queues the
+object; queued objects are compressed in batches by a small thread pool (zstd
+releases the GIL) and appended to the open pack in ``put`` order by the calling
+thread. A full pack is finished (footer) in the calling thread and fsynced and
+renamed by a single sealer thread while ingest goes on. ``flush`` drains the
+queue, waits for every seal, then indexes all new packs in one LMDB
+transaction: the crash-point order of docs/format.md §10.2 (pack durable, then
+indexed, then the log entry) holds per pack. Raw bytes given to ``put`` must
+not be modified until ``flush`` returns. Memory is bounded by
+``MAX_INFLIGHT`` bytes of queued raw data. The pools are created lazily per
+process, so a forked child makes its own.
 """
 
 from __future__ import annotations
+
+import os
+import threading
+from collections import deque
 
 from cas.errors import DigestMismatch, FormatError, ObjectNotFound
 from cas.format.codec import Codec
@@ -17,6 +33,8 @@ from cas.storage.crash import crashpoint
 from cas.storage.packs import PackReader, PackWriter, iter_pack_names
 
 PACK_TARGET_SIZE = 32 * 1024 * 1024
+BATCH_BYTES = 1 << 20  # raw bytes per compression job
+MAX_INFLIGHT = 24 << 20  # raw bytes queued or being compressed before put() waits
 _HASHERS = {KIND_CHUNK: chunk_id, KIND_FILE_NODE: file_node_id, KIND_TREE_NODE: tree_node_id}
 
 
@@ -28,9 +46,19 @@ class ObjectStore:
         self.db = db
         self.codec = Codec(zstd_level)
         self.reader = PackReader(layout.packs)
+        self.zstd_level = zstd_level
         self._writer: PackWriter | None = None
         self._pending: set[bytes] = set()
         self.sealed: list[str] = []
+        self._batch: list = []  # [(oid, kind, raw)] not yet submitted
+        self._batch_bytes = 0
+        self._inflight: deque = deque()  # (future, [(oid, kind, raw_len)], raw bytes)
+        self._inflight_bytes = 0
+        self._sealing: list = []  # (future, writer) of finished packs being synced
+        self._pool = None
+        self._sealer = None
+        self._pool_pid = 0
+        self._local = threading.local()
 
     # lookups --------------------------------------------------------------
     def _tables(self) -> Tables:
@@ -122,35 +150,98 @@ class ObjectStore:
 
     # writes ----------------------------------------------------------------
     def put(self, oid: bytes, kind: int, raw) -> bool:
-        """Store an object unless present; return True if it was written.
+        """Store an object unless present; return True if it was queued.
 
-        The object is durable only after ``flush``.
+        ``raw`` (bytes or a memoryview) must stay unchanged until ``flush``
+        returns. The object is durable only after ``flush``.
         """
         if self.has(oid):
             return False
-        codec, stored = self.codec.encode(raw)
-        if self._writer is None:
-            self._writer = PackWriter(self.layout.packs, self.layout.tmp)
-        self._writer.add(oid, kind, codec, len(raw), stored)
         self._pending.add(oid)
-        if self._writer.size >= PACK_TARGET_SIZE:
-            self.flush()
+        self._batch.append((oid, kind, raw))
+        n = len(raw)
+        self._batch_bytes += n
+        if self._batch_bytes >= BATCH_BYTES:
+            self._submit()
         return True
+
+    def _pools(self):
+        if self._pool_pid != os.getpid():
+            # a forked child inherits no threads: start its own pools
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="cas-zstd")
+            self._sealer = ThreadPoolExecutor(1, thread_name_prefix="cas-seal")
+            self._pool_pid = os.getpid()
+        return self._pool, self._sealer
+
+    def _codec(self) -> Codec:
+        c = getattr(self._local, "codec", None)
+        if c is None:
+            c = self._local.codec = Codec(self.zstd_level)
+        return c
+
+    def _encode_batch(self, raws: list) -> list:
+        enc = self._codec().encode
+        return [enc(r) for r in raws]
+
+    def _submit(self) -> None:
+        """Hand the current batch to the compression pool; write finished batches."""
+        batch, self._batch, nbytes, self._batch_bytes = self._batch, [], self._batch_bytes, 0
+        if not batch:
+            return
+        pool, _ = self._pools()
+        fut = pool.submit(self._encode_batch, [raw for _oid, _kind, raw in batch])
+        self._inflight.append((fut, [(oid, kind, len(raw)) for oid, kind, raw in batch], nbytes))
+        self._inflight_bytes += nbytes
+        # write what is done; wait for the oldest only when too much is queued
+        while self._inflight and (self._inflight_bytes > MAX_INFLIGHT or self._inflight[0][0].done()):
+            self._write_oldest()
+
+    def _write_oldest(self) -> None:
+        fut, metas, nbytes = self._inflight.popleft()
+        self._inflight_bytes -= nbytes
+        encoded = fut.result()
+        for (oid, kind, raw_len), (codec, stored) in zip(metas, encoded):
+            if self._writer is None:
+                self._writer = PackWriter(self.layout.packs, self.layout.tmp)
+            self._writer.add(oid, kind, codec, raw_len, stored)
+            if self._writer.size >= PACK_TARGET_SIZE:
+                self._seal_open_pack()
+
+    def _seal_open_pack(self) -> None:
+        """Finish the open pack and hand it to the sealer thread."""
+        w, self._writer = self._writer, None
+        if w is None:
+            return
+        if not w.entries:
+            w.abort()
+            return
+        name = w.finish()
+        _, sealer = self._pools()
+        self._sealing.append((sealer.submit(w.publish, name), w))
+
+    def _drain(self) -> None:
+        """Write every queued object into packs (not yet sealed)."""
+        self._submit()
+        while self._inflight:
+            self._write_oldest()
 
     def flush(self) -> list[str]:
         """Seal the open pack and index it; return the names sealed so far."""
-        w = self._writer
-        if w is not None:
-            self._writer = None
-            if w.entries:
-                name = w.seal()
+        if self._batch or self._inflight or self._writer is not None or self._sealing:
+            self._drain()
+            self._seal_open_pack()
+            sealing, self._sealing = self._sealing, []
+            done = [(fut.result(), w) for fut, w in sealing]  # raises the first seal error
+            if done:
                 self.refresh()
                 with self.db.write() as txn:
-                    Tables(self.db, txn).add_pack(name, w.entries)
+                    t = Tables(self.db, txn)
+                    for name, w in done:
+                        t.add_pack(name, w.entries)
                 crashpoint("objects-indexed")
-                self.sealed.append(name)
-            else:
-                w.abort()
+                self.sealed.extend(name for name, _w in done)
             self._pending.clear()
         return list(self.sealed)
 
@@ -161,15 +252,34 @@ class ObjectStore:
         return out
 
     def abort(self) -> None:
-        """Discard the open pack (its objects were never indexed)."""
+        """Discard queued objects and the open pack (they were never indexed).
+
+        Packs already handed to the sealer finish sealing; unindexed, they are
+        orphans that fsck reports and gc may remove.
+        """
+        for fut, _metas, _n in self._inflight:
+            fut.cancel()
+        self._inflight.clear()
+        self._inflight_bytes = 0
+        self._batch, self._batch_bytes = [], 0
+        for fut, _w in self._sealing:
+            try:
+                fut.result()
+            except Exception:  # noqa: BLE001 - an orphan pack either way
+                pass
+        self._sealing = []
         if self._writer is not None:
             self._writer.abort()
             self._writer = None
-            self._pending.clear()
+        self._pending.clear()
 
     def close(self) -> None:
-        """Abort any unsealed pack and release read handles."""
+        """Abort any unsealed pack, stop the worker threads and release read handles."""
         self.abort()
+        if self._pool_pid == os.getpid():
+            self._pool.shutdown(wait=True)
+            self._sealer.shutdown(wait=True)
+        self._pool = self._sealer = None
+        self._pool_pid = 0
         self.refresh()
         self.reader.close()
-

@@ -20,9 +20,10 @@ _SPEC = re.compile(r"^fastcdc2020/min=(\d+)/avg=(\d+)/max=(\d+)/norm=(\d)$")
 class ChunkerParams:
     """FastCDC parameters; ``spec`` is their self-describing text form."""
 
-    min_size: int = 16 * KiB
-    avg_size: int = 64 * KiB
-    max_size: int = 256 * KiB
+    # defaults for new stores (docs/decisions.md "Chunker"); a store keeps its own
+    min_size: int = 4 * KiB
+    avg_size: int = 16 * KiB
+    max_size: int = 64 * KiB
     normalization: int = 1
 
     def __post_init__(self) -> None:

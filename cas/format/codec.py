@@ -14,7 +14,7 @@ CODEC_RAW = 0
 CODEC_ZSTD = 1
 CODEC_NAMES = {CODEC_RAW: "raw", CODEC_ZSTD: "zstd"}
 
-DEFAULT_ZSTD_LEVEL = 3
+DEFAULT_ZSTD_LEVEL = 1  # docs/decisions.md "Compression"
 # docs/format.md §6: a zstd payload is kept only if it is at most this fraction of raw.
 MAX_RATIO = 0.97
 

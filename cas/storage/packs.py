@@ -69,8 +69,27 @@ class PackWriter:
         Returns:
             The pack's name (64 hex).
         """
+        return self.publish(self.finish())
+
+    def finish(self) -> str:
+        """Write the footer; return the pack's name. No more objects may be added.
+
+        The pack is not durable or visible until ``publish``, which may run in
+        another thread (the caller hands the writer over and never touches it again).
+        """
         self._write(encode_footer(self.entries))
-        name = self._hash.hexdigest()
+        self.name = self._hash.hexdigest()
+        return self.name
+
+    def publish(self, name: str) -> str:
+        """Fsync the finished pack and rename it into ``packs/`` (docs/format.md §10.2).
+
+        Returns:
+            ``name``.
+
+        Raises:
+            StorageError: The file cannot be synced or renamed.
+        """
         crashpoint("pack-written")
         try:
             self._f.flush()

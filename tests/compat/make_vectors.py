@@ -47,6 +47,9 @@ from cas.format.pack import (  # noqa: E402
     encode_record_header,
 )
 
+# the config vector keeps the default of the first release (new stores get ChunkerParams())
+V1_FIRST_DEFAULT = "fastcdc2020/min=16384/avg=65536/max=262144/norm=1"
+
 OUT = os.path.join(HERE, "vectors", "format_v1.json")
 MiB = 1024 * 1024
 
@@ -257,9 +260,9 @@ def main() -> None:
         "tree_nodes": trees,
         "log_entries": log_vectors(t["root_id"]),
         "config": {
-            "value": {"format_version": 1, "chunker": ChunkerParams().spec, "zstd_level": 3,
+            "value": {"format_version": 1, "chunker": V1_FIRST_DEFAULT, "zstd_level": 3,
                       "store_id": "0123456789abcdef0123456789abcdef"},
-            "encoded": R.encode_config({"format_version": 1, "chunker": ChunkerParams().spec, "zstd_level": 3,
+            "encoded": R.encode_config({"format_version": 1, "chunker": V1_FIRST_DEFAULT, "zstd_level": 3,
                                         "store_id": "0123456789abcdef0123456789abcdef"}).decode(),
         },
         "packs": pack_vectors(t),

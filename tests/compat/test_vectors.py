@@ -168,7 +168,8 @@ def test_reference_chunker_from_the_spec_matches(v):
 
 
 def test_default_params_are_the_documented_ones():
-    assert ChunkerParams().spec == "fastcdc2020/min=16384/avg=65536/max=262144/norm=1"
+    # format.md §5.1: the default for new stores (existing stores keep their own)
+    assert ChunkerParams().spec == "fastcdc2020/min=4096/avg=16384/max=65536/norm=1"
 
 
 # --- §8 hash tree -------------------------------------------------------------------------
