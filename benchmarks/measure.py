@@ -1,0 +1,116 @@
+"""Process measurement helpers for the benchmark harness.
+
+``run_cmd`` starts one command, waits for it with ``os.wait4`` (so the peak
+RSS is that command's own, including the children it waited for, never a
+maximum over earlier commands) and returns wall seconds, peak RSS in KiB,
+exit code and the tail of its output.  ``drop_caches`` empties the page cache
+when the machine allows it and reports whether it did.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Measured:
+    """One command's result: ``wall`` seconds, ``rss_kib`` peak, ``rc`` exit code."""
+
+    cmd: list
+    wall: float
+    rss_kib: int
+    rc: int
+    timed_out: bool = False
+    out: str = ""
+    err: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True if the command exited 0 within its time limit."""
+        return self.rc == 0 and not self.timed_out
+
+
+def run_cmd(cmd, cwd=None, env=None, timeout=None, shell=False) -> Measured:
+    """Run ``cmd`` and measure it; never raises on a non-zero exit (see ``rc``)."""
+    with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=fo, stderr=fe, shell=shell,
+                                start_new_session=True)
+        timed_out = threading.Event()
+
+        def _kill():
+            timed_out.set()
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+        timer = threading.Timer(timeout, _kill) if timeout else None
+        if timer:
+            timer.start()
+        try:
+            _, status, ru = os.wait4(proc.pid, 0)
+        finally:
+            if timer:
+                timer.cancel()
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        fo.seek(0)
+        fe.seek(0)
+        out = fo.read()[-4000:].decode("utf-8", "replace")
+        err = fe.read()[-4000:].decode("utf-8", "replace")
+    return Measured(cmd=cmd, wall=wall, rss_kib=int(ru.ru_maxrss), rc=proc.returncode,
+                    timed_out=timed_out.is_set(), out=out, err=err)
+
+
+def sh(script: str, cwd=None, env=None, timeout=None) -> Measured:
+    """Run a POSIX shell script (``set -e``) as one measured command."""
+    return run_cmd(["/bin/sh", "-ec", script], cwd=cwd, env=env, timeout=timeout)
+
+
+_DROP = "/proc/sys/vm/drop_caches"
+
+
+def can_drop_caches() -> bool:
+    """True if this process may write ``/proc/sys/vm/drop_caches``."""
+    try:
+        os.sync()
+        with open(_DROP, "w") as f:
+            f.write("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def drop_caches(enabled: bool) -> None:
+    """``sync`` and, if ``enabled``, drop the page cache, dentries and inodes."""
+    os.sync()
+    if enabled:
+        with open(_DROP, "w") as f:
+            f.write("3\n")
+
+
+def du_bytes(path: str) -> int:
+    """Apparent size of every file under ``path`` (like ``du -sb``), links not followed."""
+    if not os.path.lexists(path):
+        return 0
+    if os.path.isfile(path) or os.path.islink(path):
+        return os.lstat(path).st_size
+    total = os.lstat(path).st_size
+    stack = [path]
+    while stack:
+        d = stack.pop()
+        with os.scandir(d) as it:
+            for e in it:
+                st = e.stat(follow_symlinks=False)
+                total += st.st_size
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+    return total

@@ -1,0 +1,298 @@
+"""One adapter per tool: how its users ingest, re-add, restore and verify.
+
+Every adapter works on one fresh store per workload chain and per run. The
+commands are the ones a user types (see docs/benchmarks.md "How each tool is
+used"); ``ctx.timed`` measures one command with the page cache dropped first,
+``ctx.untimed`` runs set-up work (creating stores, copying data into a
+DVC/git-annex workspace) and raises if it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+from benchmarks.measure import du_bytes
+
+DVC = os.environ.get("BENCH_DVC", "/opt/peers/dvc/bin/dvc")
+
+GIT_ENV = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+           "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid"}
+
+
+def _q(s: str) -> str:
+    return "'" + s.replace("'", "'\\''") + "'"
+
+
+def _version(cmd, env=None) -> str | None:
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if r.returncode != 0:
+        return None
+    return (r.stdout or r.stderr).strip().splitlines()[0]
+
+
+class Store:
+    """A fresh store for one chain: ``base`` holds it, ``n`` counts ingests."""
+
+    def __init__(self, base: str):
+        self.base = base
+        self.path = os.path.join(base, "store")
+        self.n = 0
+        self.env: dict = {}
+
+
+class Tool:
+    name = "?"
+
+    def version(self) -> str | None:
+        raise NotImplementedError
+
+    def env(self, st: Store) -> dict:
+        e = dict(os.environ)
+        e.update(GIT_ENV)
+        e.update(st.env)
+        return e
+
+    def new_store(self, ctx, base: str) -> Store:
+        raise NotImplementedError
+
+    def ingest(self, ctx, st: Store, src: str):
+        raise NotImplementedError
+
+    def readd(self, ctx, st: Store, src: str):
+        return self.ingest(ctx, st, src)
+
+    def ingest_version(self, ctx, st: Store, src: str, work_name: str = "data.csv"):
+        """Ingest ``src`` as the next version of the one path ``work/data.csv``."""
+        ws = os.path.join(st.base, "work")
+        os.makedirs(ws, exist_ok=True)
+        dst = os.path.join(ws, work_name)
+        if os.path.lexists(dst):
+            os.unlink(dst)
+        shutil.copyfile(src, dst)
+        return self.ingest(ctx, st, dst)
+
+    def restore(self, ctx, st: Store, src: str, out: str):
+        """Restore the latest stored ``src`` into the empty dir ``out``: (Measured, path)."""
+        raise NotImplementedError
+
+    def verify(self, ctx, st: Store):
+        raise NotImplementedError
+
+    def size(self, st: Store) -> int:
+        return du_bytes(st.path)
+
+
+class Cas(Tool):
+    name = "cas"
+
+    def __init__(self, src_root: str):
+        self.src_root = src_root
+
+    def _cmd(self, *args):
+        return [sys.executable, "-m", "cas", *args]
+
+    def env(self, st):
+        e = super().env(st)
+        e["PYTHONPATH"] = os.pathsep.join(filter(None, [self.src_root, os.environ.get("PYTHONPATH")]))
+        e["CAS_HOME"] = st.path
+        return e
+
+    def version(self):
+        return _version(self._cmd("--version"), env=self.env(Store("/nonexistent")))
+
+    def new_store(self, ctx, base):
+        st = Store(base)
+        ctx.untimed(self._cmd("init", st.path), env=self.env(st))
+        return st
+
+    def ingest(self, ctx, st, src):
+        st.n += 1
+        name = "w5" if os.path.basename(src) == "data.csv" else os.path.basename(src)
+        return ctx.timed(self._cmd("--repo", st.path, "--json", "add", src, "--name", name),
+                         env=self.env(st))
+
+    def restore(self, ctx, st, src, out):
+        name = "w5" if os.path.basename(src) == "data.csv" else os.path.basename(src)
+        m = ctx.timed(self._cmd("--repo", st.path, "checkout", name, out), env=self.env(st))
+        return m, (out if os.path.isdir(src) else os.path.join(out, os.path.basename(src)))
+
+    def verify(self, ctx, st):
+        return ctx.timed(self._cmd("--repo", st.path, "fsck"), env=self.env(st))
+
+
+class Restic(Tool):
+    name = "restic"
+
+    def version(self):
+        return _version(["restic", "version"])
+
+    def new_store(self, ctx, base):
+        st = Store(base)
+        st.env = {"RESTIC_REPOSITORY": st.path, "RESTIC_PASSWORD": "bench",
+                  "RESTIC_CACHE_DIR": os.path.join(base, "restic-cache")}
+        ctx.untimed(["restic", "init", "-q"], env=self.env(st))
+        return st
+
+    def ingest(self, ctx, st, src):
+        st.n += 1
+        return ctx.timed(["restic", "backup", "-q", "--host", "bench", src], env=self.env(st))
+
+    def restore(self, ctx, st, src, out):
+        m = ctx.timed(["restic", "restore", "-q", "latest", "--target", out], env=self.env(st))
+        return m, os.path.join(out, os.path.abspath(src).lstrip("/"))
+
+    def verify(self, ctx, st):
+        return ctx.timed(["restic", "check", "-q", "--read-data"], env=self.env(st))
+
+
+class Borg(Tool):
+    name = "borg"
+
+    def version(self):
+        return _version(["borg", "--version"])
+
+    def new_store(self, ctx, base):
+        st = Store(base)
+        st.env = {"BORG_BASE_DIR": os.path.join(base, "borg-base"),
+                  "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "yes",
+                  "BORG_RELOCATED_REPO_ACCESS_IS_OK": "yes"}
+        ctx.untimed(["borg", "init", "--encryption=none", st.path], env=self.env(st))
+        return st
+
+    def ingest(self, ctx, st, src):
+        st.n += 1
+        src = os.path.abspath(src)
+        return ctx.timed(["borg", "create", "%s::a%03d" % (st.path, st.n), os.path.basename(src)],
+                         cwd=os.path.dirname(src), env=self.env(st))
+
+    def restore(self, ctx, st, src, out):
+        os.makedirs(out, exist_ok=True)
+        m = ctx.timed(["borg", "extract", "%s::a%03d" % (st.path, st.n)], cwd=out, env=self.env(st))
+        return m, os.path.join(out, os.path.basename(src))
+
+    def verify(self, ctx, st):
+        return ctx.timed(["borg", "check", "--verify-data", st.path], env=self.env(st))
+
+
+class _GitWorkspace(Tool):
+    """Shared by DVC and git-annex: data must be inside the repo's work tree."""
+
+    def _into_workspace(self, ctx, st, src) -> str:
+        name = os.path.basename(src)
+        dst = os.path.join(st.path, name)
+        if os.path.abspath(src) != dst and not os.path.lexists(dst):
+            if os.path.isdir(src):
+                shutil.copytree(src, dst)
+            else:
+                shutil.copyfile(src, dst)
+        return name
+
+    def ingest_version(self, ctx, st, src, work_name="data.csv"):
+        dst = os.path.join(st.path, work_name)
+        if os.path.lexists(dst):
+            os.unlink(dst)
+        shutil.copyfile(src, dst)
+        return self.ingest(ctx, st, dst)
+
+
+class GitAnnex(_GitWorkspace):
+    name = "git-annex"
+
+    def version(self):
+        v = _version(["git", "annex", "version", "--raw"])
+        return ("git-annex " + v) if v else None
+
+    def new_store(self, ctx, base):
+        st = Store(base)
+        os.makedirs(st.path)
+        ctx.untimed(["/bin/sh", "-ec", "git init -q && git annex init -q bench"], cwd=st.path,
+                    env=self.env(st))
+        return st
+
+    def ingest(self, ctx, st, src):
+        st.n += 1
+        name = self._into_workspace(ctx, st, src)
+        return ctx.timed(["/bin/sh", "-ec", "git annex add -q %s && git commit -q -m v%d"
+                          % (_q(name), st.n)], cwd=st.path, env=self.env(st))
+
+    def readd(self, ctx, st, src):
+        name = os.path.basename(src)
+        return ctx.timed(["/bin/sh", "-ec", "git annex add -q %s; git diff --cached --quiet || "
+                          "git commit -q -m re" % _q(name)], cwd=st.path, env=self.env(st))
+
+    def restore(self, ctx, st, src, out):
+        name = os.path.basename(src)
+        m = ctx.timed(["/bin/sh", "-ec", "git clone -q %s %s && cd %s && git annex get -q %s"
+                       % (_q(st.path), _q(out), _q(out), _q(name))], env=self.env(st))
+        return m, os.path.join(out, name)
+
+    def verify(self, ctx, st):
+        return ctx.timed(["git", "annex", "fsck", "-q"], cwd=st.path, env=self.env(st))
+
+    def size(self, st):
+        return du_bytes(os.path.join(st.path, ".git"))
+
+
+class Dvc(_GitWorkspace):
+    name = "dvc"
+
+    def env(self, st):
+        e = super().env(st)
+        e["DVC_NO_ANALYTICS"] = "1"
+        e["DVC_SITE_CACHE_DIR"] = os.path.join(st.base, "dvc-site")
+        return e
+
+    def version(self):
+        if not os.path.exists(DVC):
+            return None
+        v = _version([DVC, "--version"], env=dict(os.environ, DVC_NO_ANALYTICS="1"))
+        return ("dvc " + v) if v else None
+
+    def new_store(self, ctx, base):
+        st = Store(base)
+        os.makedirs(st.path)
+        ctx.untimed(["/bin/sh", "-ec", "git init -q && %s init -q && git commit -q -m init" % DVC],
+                    cwd=st.path, env=self.env(st))
+        return st
+
+    def ingest(self, ctx, st, src):
+        st.n += 1
+        name = self._into_workspace(ctx, st, src)
+        return ctx.timed(["/bin/sh", "-ec", "%s add -q %s && git add %s.dvc .gitignore && "
+                          "git commit -q -m v%d" % (DVC, _q(name), _q(name), st.n)],
+                         cwd=st.path, env=self.env(st))
+
+    def readd(self, ctx, st, src):
+        name = os.path.basename(src)
+        return ctx.timed(["/bin/sh", "-ec", "%s add -q %s && git add %s.dvc && "
+                          "(git diff --cached --quiet || git commit -q -m re)"
+                          % (DVC, _q(name), _q(name))], cwd=st.path, env=self.env(st))
+
+    def restore(self, ctx, st, src, out):
+        name = os.path.basename(src)
+        cache = os.path.join(st.path, ".dvc", "cache")
+        m = ctx.timed(["/bin/sh", "-ec", "git clone -q %s %s && cd %s && %s cache dir --local %s "
+                       "&& %s checkout -q" % (_q(st.path), _q(out), _q(out), DVC, _q(cache), DVC)],
+                      env=self.env(st))
+        return m, os.path.join(out, name)
+
+    def verify(self, ctx, st):
+        # DVC has no command that re-hashes its cache; `dvc status` after deleting
+        # its hash state re-hashes the workspace against the .dvc files.
+        site = os.path.join(st.base, "dvc-site")
+        return ctx.timed(["/bin/sh", "-ec", "rm -rf %s && %s status -q" % (_q(site), DVC)],
+                         cwd=st.path, env=self.env(st))
+
+    def size(self, st):
+        return du_bytes(os.path.join(st.path, ".dvc", "cache"))
+
+
+def all_tools(cas_src: str) -> list[Tool]:
+    """Every tool the harness knows, cas first."""
+    return [Cas(cas_src), Dvc(), Restic(), Borg(), GitAnnex()]
