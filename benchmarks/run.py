@@ -115,7 +115,7 @@ def measure_startup(cas_src: str, n: int) -> dict:
     for arg in ("--help", "--version"):
         walls, rss = [], 0
         for _ in range(n):
-            m = measure.run_cmd([sys.executable, "-m", "cas", arg], env=env)
+            m = measure.run_cmd([sys.executable, "-m", "cas", arg], env=env, cwd="/")
             if not m.ok:
                 raise StepFailed("cas %s exited %s: %s" % (arg, m.rc, m.err))
             walls.append(m.wall)

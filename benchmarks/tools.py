@@ -26,9 +26,9 @@ def _q(s: str) -> str:
     return "'" + s.replace("'", "'\\''") + "'"
 
 
-def _version(cmd, env=None) -> str | None:
+def _version(cmd, env=None, cwd=None) -> str | None:
     try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env, cwd=cwd)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if r.returncode != 0:
@@ -104,26 +104,28 @@ class Cas(Tool):
         return e
 
     def version(self):
-        return _version(self._cmd("--version"), env=self.env(Store("/nonexistent")))
+        return _version(self._cmd("--version"), env=self.env(Store("/nonexistent")), cwd="/")
 
     def new_store(self, ctx, base):
         st = Store(base)
-        ctx.untimed(self._cmd("init", st.path), env=self.env(st))
+        os.makedirs(base, exist_ok=True)
+        ctx.untimed(self._cmd("init", st.path), cwd=base, env=self.env(st))
         return st
 
     def ingest(self, ctx, st, src):
         st.n += 1
         name = "w5" if os.path.basename(src) == "data.csv" else os.path.basename(src)
         return ctx.timed(self._cmd("--repo", st.path, "--json", "add", src, "--name", name),
-                         env=self.env(st))
+                         cwd=st.base, env=self.env(st))
 
     def restore(self, ctx, st, src, out):
         name = "w5" if os.path.basename(src) == "data.csv" else os.path.basename(src)
-        m = ctx.timed(self._cmd("--repo", st.path, "checkout", name, out), env=self.env(st))
+        m = ctx.timed(self._cmd("--repo", st.path, "checkout", name, out), cwd=st.base,
+                      env=self.env(st))
         return m, (out if os.path.isdir(src) else os.path.join(out, os.path.basename(src)))
 
     def verify(self, ctx, st):
-        return ctx.timed(self._cmd("--repo", st.path, "fsck"), env=self.env(st))
+        return ctx.timed(self._cmd("--repo", st.path, "fsck"), cwd=st.base, env=self.env(st))
 
 
 class Restic(Tool):
