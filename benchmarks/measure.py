@@ -37,9 +37,14 @@ class Measured:
         return self.rc == 0 and not self.timed_out
 
 
-def run_cmd(cmd, cwd=None, env=None, timeout=None, shell=False) -> Measured:
-    """Run ``cmd`` and measure it; never raises on a non-zero exit (see ``rc``)."""
-    with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
+def run_cmd(cmd, cwd=None, env=None, timeout=None, shell=False, stdout_path=None) -> Measured:
+    """Run ``cmd`` and measure it; never raises on a non-zero exit (see ``rc``).
+
+    Output is kept in temporary files and only its tail is returned, unless
+    ``stdout_path`` names a file to receive the whole standard output.
+    """
+    with (open(stdout_path, "w+b") if stdout_path else tempfile.TemporaryFile()) as fo, \
+            tempfile.TemporaryFile() as fe:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=fo, stderr=fe, shell=shell,
                                 start_new_session=True)
@@ -62,9 +67,9 @@ def run_cmd(cmd, cwd=None, env=None, timeout=None, shell=False) -> Measured:
                 timer.cancel()
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
-        fo.seek(0)
         fe.seek(0)
-        out = fo.read()[-4000:].decode("utf-8", "replace")
+        fo.seek(max(0, os.fstat(fo.fileno()).st_size - 4000))
+        out = fo.read().decode("utf-8", "replace")
         err = fe.read()[-4000:].decode("utf-8", "replace")
     return Measured(cmd=cmd, wall=wall, rss_kib=int(ru.ru_maxrss), rc=proc.returncode,
                     timed_out=timed_out.is_set(), out=out, err=err)
