@@ -153,6 +153,8 @@ def render_md(res, png_name) -> str:
     L = []
     quick = " (QUICK run: tiny data, not comparable figures)" if res.get("quick") else ""
     L.append("# Benchmarks%s\n" % quick)
+    if res.get("note"):
+        L.append("> %s\n" % res["note"])
     L.append("cas side by side with its peers on the workloads of "
              "`benchmarks/gen_workloads.py` (W1–W7, described below), all in one run on one "
              "machine. Produced by:\n")
@@ -334,12 +336,22 @@ def write_scale_section(section_md: str, docs_dir: str) -> str:
 
 
 def main(argv=None) -> int:
-    """Re-render the docs from a results.json: ``python -m benchmarks.report RESULTS [DOCS_DIR]``."""
+    """Re-render the docs from a results.json.
+
+    python -m benchmarks.report RESULTS.json [DOCS_DIR] [--note TEXT]
+    """
     import json
     import sys
 
-    args = sys.argv[1:] if argv is None else argv
+    args = list(sys.argv[1:] if argv is None else argv)
+    note = None
+    if "--note" in args:
+        i = args.index("--note")
+        note = args[i + 1]
+        del args[i:i + 2]
     res = json.load(open(args[0]))
+    if note is not None:
+        res["note"] = note
     res["targets"] = evaluate_targets(res)
     docs = args[1] if len(args) > 1 else os.path.join(os.path.dirname(os.path.dirname(
         os.path.abspath(__file__))), "docs")

@@ -276,6 +276,7 @@ def parse_args(argv=None):
     ap.add_argument("--startup-runs", type=int, default=21)
     ap.add_argument("--work", default=None, help="scratch dir for stores (default: a temp dir "
                     "in $TMPDIR, removed at the end)")
+    ap.add_argument("--note", default=None, help="a paragraph shown at the top of the report")
     ap.add_argument("--cas-src", default=ROOT, help="checkout whose cas is measured")
     a = ap.parse_args(argv)
     a.argv = list(sys.argv[1:] if argv is None else argv)
@@ -393,7 +394,7 @@ def main(argv=None) -> int:
         "versions": versions, "missing": missing, "cas_commit": git_commit(a.cas_src),
         "floors": floors, "floors_runs": floors_runs, "startup": startup,
         "tools": {t: {s: summarize(v) for s, v in steps.items()} for t, steps in raw.items()},
-        "failures": failures, "only": sorted(only),
+        "failures": failures, "only": sorted(only), "note": a.note,
     }
     results["targets"] = report.evaluate_targets(results)
     results["elapsed_s"] = round(time.time() - started, 1)
