@@ -64,8 +64,31 @@ class InvalidReference(UsageError):
     def __init__(self, ref: object, reason: str) -> None:
         self.ref = ref
         super().__init__(
-            f"invalid artifact reference {ref!r}: {reason}; expected [project/]name[:vN|:alias]"
+            f"invalid artifact reference {ref!r}: {reason}; expected [project/]name[:vN|:alias|:semver]"
         )
+
+
+class InvalidSemver(UsageError):
+    """A semantic version string is not strict MAJOR.MINOR.PATCH[-prerelease][+build]."""
+
+    exit_code = 2
+
+    def __init__(self, text: object, rule: str = "") -> None:
+        self.text = text
+        super().__init__(
+            f"invalid semantic version {text!r}: "
+            + (rule or "use MAJOR.MINOR.PATCH with optional -prerelease and +build (semver.org), e.g. '1.2.0'")
+        )
+
+
+class NotALink(UsageError):
+    """A link operation on a version that is not a registry link."""
+
+    exit_code = 2
+
+    def __init__(self, name: str, action: str) -> None:
+        self.name = name
+        super().__init__(f"{name} is not a link, so it cannot be {action}; pass the link version (see its linked_artifacts)")
 
 
 class ArtifactFinalizedError(CasError):

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import warnings
 
+from cas.api import semvers as _semvers
 from cas.api.drafttree import DraftTree, FileRef, PendingFile
 from cas.api.entries import ArtifactEntry
 from cas.api.ingest import is_executable, walk_files
@@ -38,8 +39,25 @@ class Artifact:
     """A draft artifact: add files, then ``repo.log_artifact(draft)``."""
 
     def __init__(self, name: str, type: str, description: str | None = None,
-                 metadata: dict | None = None, *, repo=None) -> None:
+                 metadata: dict | None = None, *, repo=None, version: str | None = None) -> None:
+        """Start a draft.
+
+        Args:
+            name: Artifact (collection) name.
+            type: Artifact type, e.g. 'dataset' or 'model'.
+            description: Free text.
+            metadata: A msgpack-serializable dict of at most 100 keys.
+            repo: The repository to bind to (default: see the module docstring).
+            version: Semantic version to log it as (Comet): 'MAJOR.MINOR.PATCH[-pre][+build]',
+                or 'major'/'minor'/'patch' to bump the collection's highest one.
+
+        Raises:
+            InvalidName: Bad name or type.
+            InvalidMetadata: Metadata not storable.
+            InvalidSemver: ``version`` is malformed.
+        """
         self.name = check_name(name, "artifact name")
+        self._semver_request = _semvers.check_request(version)
         self.type = check_name(type, "artifact type")
         self._description = description
         self._metadata = check_metadata(metadata)

@@ -6,13 +6,14 @@ from dataclasses import dataclass
 
 from cas.errors import InvalidName, InvalidReference
 from cas.format.names import VERSION_RE, check_name
+from cas.format.semver import is_semver
 
 DEFAULT_PROJECT = "default"
 
 
 @dataclass(frozen=True)
 class Ref:
-    """A parsed reference; ``selector`` is 'vN', an alias, or None for latest."""
+    """A parsed reference; ``selector`` is 'vN', a semantic version, an alias, or None for latest."""
 
     project: str
     name: str
@@ -29,6 +30,11 @@ class Ref:
         if self.selector and VERSION_RE.match(self.selector):
             return int(self.selector[1:])
         return None
+
+    @property
+    def semver(self) -> str | None:
+        """The selector if it is a semantic version ('1.2.0'), else None."""
+        return self.selector if self.selector and is_semver(self.selector) else None
 
 
 def parse_ref(text: str, default_project: str = DEFAULT_PROJECT) -> Ref:
@@ -54,8 +60,8 @@ def parse_ref(text: str, default_project: str = DEFAULT_PROJECT) -> Ref:
     try:
         check_name(project, "project name")
         check_name(name, "artifact name")
-        if selector:
-            check_name(selector, "version or alias")
+        if selector and not is_semver(selector):  # '1.2.0+build.5' is no name
+            check_name(selector, "version, semantic version or alias")
     except InvalidName as exc:
         raise InvalidReference(text, str(exc)) from None
     return Ref(project, name, selector or None)

@@ -15,6 +15,7 @@ import weakref
 from typing import Iterator
 
 from cas.api import download as _download
+from cas.api import semvers as _semvers
 from cas.api.artifact import Artifact
 from cas.api.diff import Change, diff_trees
 from cas.api.fsck import Finding, FsckReport, fsck, verify_version
@@ -207,21 +208,37 @@ class Repo:
             os.close(fd)
 
     # logging ----------------------------------------------------------------------
-    def log_artifact(self, artifact: Artifact, aliases=(), tags=(), project: str | None = None) -> ArtifactVersion:
+    def log_artifact(self, artifact: Artifact, aliases=(), tags=(), project: str | None = None,
+                     version: str | None = None, run=None) -> ArtifactVersion:
         """Publish a draft as the next version of its collection.
 
         Logging content equal to the collection's latest version is a no-op that
-        returns that version (requested aliases and tags are still applied).
+        returns that version (requested aliases and tags are still applied),
+        unless an explicit semantic ``version`` differs from the latest's.
+
+        Args:
+            artifact: The draft.
+            aliases: Aliases that move to the new version.
+            tags: Version tags.
+            project: Project of the collection (default: the draft's, else 'default').
+            version: Semantic version label (Comet): 'MAJOR.MINOR.PATCH[-pre][+build]',
+                or 'major'/'minor'/'patch' to bump the collection's highest one.
+                Overrides ``Artifact(version=...)``.
+            run: The Run (or run id) that produced it; ``Run.log_artifact`` passes it.
 
         Raises:
             ArtifactFinalizedError: The draft was already logged.
             UsageError: The collection exists with another type, or bad aliases/tags.
+            InvalidSemver: ``version`` is malformed.
+            AlreadyExists: The semantic version labels another version of the collection.
             FileChangedError: An immutable-policy file changed since it was added.
         """
         if not isinstance(artifact, Artifact):
             raise UsageError("log_artifact takes a cas.Artifact draft")
         if artifact._logged:  # False means finalized but not yet logged: loggable
             raise ArtifactFinalizedError(artifact.name, "log it again")
+        requested = _semvers.check_request(version if version is not None else artifact._semver_request)
+        run_id = run if isinstance(run, str) or run is None else run.id
         aliases = [check_alias(a) for a in ([aliases] if isinstance(aliases, str) else aliases) if a != "latest"]
         tags = [check_name(t, "tag") for t in ([tags] if isinstance(tags, str) else tags)]
         project = check_name(project or getattr(artifact, "_project", None) or DEFAULT_PROJECT, "project name")
@@ -251,7 +268,10 @@ class Repo:
             if c is not None:
                 latest = t.get_alias(coll, "latest")
                 rec = t.get_version(coll, latest) if latest is not None else None
-                if rec is not None and rec["digest"] == root:
+                same = rec is not None and rec["digest"] == root
+                if same and requested is not None and requested not in _semvers.BUMPS:
+                    same = rec.get("semver") == requested  # a new label is a new version
+                if same:
                     existing.append(latest)
                     have = {a for a, v in t.iter_aliases(coll) if v == latest}
                     if set(aliases) <= have:
@@ -263,6 +283,7 @@ class Repo:
                 "size": size, "n_files": n_files, "version": c["n_versions"] if c else 0,
                 "time_ns": time.time_ns(), "description": artifact.description,
                 "metadata": artifact.metadata, "aliases": aliases, "tags": tags, "packs": packs,
+                **_optional(semver=_semvers.choose(t, coll, requested), run_id=run_id),
             }
 
         published = append_entry(self, build)
@@ -355,7 +376,7 @@ class Repo:
         return list(c["tags"]) if c else []
 
     def artifact(self, ref: str) -> ArtifactVersion:
-        """Return the version a reference names (``[project/]name[:vN|:alias]``).
+        """Return the version a reference names (``[project/]name[:vN|:semver|:alias]``).
 
         Raises:
             InvalidReference: The reference does not parse.
@@ -371,6 +392,8 @@ class Repo:
                 raise CollectionNotFound(f"no artifact {coll!r} in {self.root}; list them with 'cas ls'")
             sel = r.selector or "latest"
             idx = r.version_index
+            if idx is None and r.semver is not None:  # a semver wins over an alias spelled the same
+                idx = t.get_semver(coll, r.semver)
             if idx is None:
                 idx = t.get_alias(coll, sel)
                 if idx is None:
@@ -379,6 +402,8 @@ class Repo:
             rec = t.get_version(coll, idx)
             if rec is None:
                 raise VersionNotFound(f"{coll} has no version v{idx} (versions v0..v{c['n_versions'] - 1})")
+            if rec.get("state") == "DELETED":
+                raise VersionNotFound(f"{coll}:v{idx} is deleted; see its history with 'cas log {coll}'")
         return ArtifactVersion(self, coll, rec)
 
     def artifacts(self, name: str) -> list[ArtifactVersion]:
@@ -391,6 +416,50 @@ class Repo:
                 raise CollectionNotFound(f"no artifact {r.collection!r} in {self.root}")
             recs = list(t.iter_versions(r.collection, reverse=True))
         return [ArtifactVersion(self, r.collection, rec) for rec in recs]
+
+    # lineage and links (cas.api.runs, cas.api.links, cas.api.lineage) ----------------
+    def run(self, job_type: str | None = None, name: str | None = None, config: dict | None = None):
+        """Start a Run: use it as a context manager (``with repo.run(job_type="train") as run:``).
+
+        The run ends 'finished' when the block exits normally and 'failed' when it
+        raises; without ``with``, call ``run.finish()``.
+
+        Raises:
+            InvalidName: Bad ``job_type`` or ``name``.
+            InvalidMetadata: ``config`` is not storable.
+        """
+        from cas.api.runs import start_run
+
+        return start_run(self, job_type, name, config)
+
+    def runs(self, job_type: str | None = None) -> list:
+        """Return the runs of this store, oldest first."""
+        from cas.api.runs import list_runs
+
+        return list_runs(self, job_type)
+
+    def get_run(self, run_id: str):
+        """Return a run by id or unique id prefix.
+
+        Raises:
+            NotFound: No such run.
+        """
+        from cas.api.runs import get_run
+
+        return get_run(self, run_id)
+
+    def links_to(self, coll: str, version: int) -> list[tuple[str, int]]:
+        """Return ``(collection key, version)`` of the live links to a version."""
+        from cas.api.links import live_links
+
+        with self._read() as txn:
+            return live_links(Tables(self.db, txn), coll, version)
+
+    def lineage(self, ref: str, depth: int | None = None, direction: str = "both") -> dict:
+        """Return the graph of runs and versions around a version (see ``cas.api.lineage``)."""
+        from cas.api.lineage import lineage
+
+        return lineage(self, self.artifact(ref), depth, direction)
 
     def collections(self, type: str | None = None) -> list[dict]:
         """Return collections (``project``, ``name``, ``type``, ``versions``, ``tags``), by name."""
@@ -503,6 +572,11 @@ class Repo:
             "dedup_ratio": round(logical / pack_bytes, 3) if pack_bytes else None,
             "chunker": self.config["chunker"], "zstd_level": self.config["zstd_level"],
         }
+
+
+def _optional(**fields) -> dict:
+    """Return the fields that are not None (optional log entry fields are omitted, §7.2)."""
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 def _create_store(store: str, chunker: ChunkerParams | None = None, zstd_level: int | None = None) -> None:

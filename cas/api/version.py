@@ -101,50 +101,108 @@ class ArtifactVersion:
         """'project/name:vN'."""
         return f"{self.project}/{self.name}"
 
+    # links and lineage ----------------------------------------------------------
+    def _source_key(self) -> tuple[str, int]:
+        """``(collection key, version)`` of the source: the linked version, or this one."""
+        link = self._rec.get("link")
+        return (link["collection"], link["version"]) if link else (self._collection, self._rec["version"])
+
+    @property
+    def is_link(self) -> bool:
+        """True for a registry link made with ``link()`` (it resolves to its source's content)."""
+        return bool(self._rec.get("link"))
+
+    @property
+    def source_artifact(self) -> "ArtifactVersion":
+        """The version a link points at; a non-link is its own source."""
+        if not self.is_link:
+            return self
+        coll, n = self._source_key()
+        return self._repo._version(coll, n)
+
     @property
     def source_name(self) -> str:
-        """Name in the collection it was logged to (same as ``name`` until links exist)."""
-        return self.name
+        """'name:vN' of the source version (``name`` for a non-link)."""
+        coll, n = self._source_key()
+        return f"{split_collection(coll)[1]}:v{n}"
 
     @property
     def source_qualified_name(self) -> str:
-        """Qualified source name."""
-        return self.qualified_name
+        """'project/name:vN' of the source version."""
+        coll, n = self._source_key()
+        return f"{coll}:v{n}"
 
     @property
     def source_project(self) -> str:
         """Project of the source collection."""
-        return self.project
+        return split_collection(self._source_key()[0])[0]
 
     @property
     def source_collection(self) -> str:
-        """Source collection name."""
-        return self.collection
+        """Source collection name (without project)."""
+        return split_collection(self._source_key()[0])[1]
 
     @property
     def source_version(self) -> str:
-        """Source version."""
-        return self.version
+        """Source version 'vN'."""
+        return f"v{self._source_key()[1]}"
 
     @property
     def source_entity(self) -> str:
-        """Source entity."""
+        """Source entity ('default' locally)."""
         return self.entity
 
     @property
-    def is_link(self) -> bool:
-        """False: links come with registry support."""
-        return False
+    def linked_artifacts(self) -> list["ArtifactVersion"]:
+        """The live (not unlinked) links to this version's source, in link order."""
+        return [self._repo._version(c, n) for c, n in self._repo.links_to(*self._source_key())]
+
+    def link(self, target: str, aliases=()) -> "ArtifactVersion":
+        """Link this version into the collection ``target`` (``[project/]name``; W&B ``link_artifact``).
+
+        The link is a new version of ``target`` with this version's content. A
+        link of a link links the original source. Linking a source again into
+        the same collection returns the existing link. The project defaults to
+        this version's project.
+
+        Raises:
+            InvalidReference: ``target`` is not a collection.
+            UsageError: ``target`` is the source's collection or holds another artifact type.
+        """
+        from cas.api.links import link
+
+        coll, n = link(self._repo, self, target, aliases)
+        return self._repo._version(coll, n)
+
+    def unlink(self) -> None:
+        """Remove this link version; the source version is never affected.
+
+        Raises:
+            NotALink: This version is not a link.
+        """
+        from cas.api.links import unlink
+
+        unlink(self._repo, self)
+        self.reload()
+
+    def logged_by(self):
+        """The Run that logged this version (its source's, for a link), or None."""
+        from cas.api.runs import logged_by
+
+        return logged_by(self._repo, *self._source_key())
+
+    def used_by(self) -> list:
+        """The Runs that used this version, oldest first."""
+        from cas.api.runs import used_by
+
+        return used_by(self._repo, self._collection, self._rec["version"])
 
     @property
-    def linked_artifacts(self) -> list:
-        """Registry links to this version (none yet)."""
-        return []
-
-    @property
-    def source_artifact(self) -> "ArtifactVersion":
-        """The version this one links to: itself for a non-link."""
-        return self
+    def source_experiment_key(self) -> str | None:
+        """Id of the run that logged this version (Comet's experiment key), or None."""
+        coll, n = self._source_key()
+        rec = self._rec if (coll, n) == (self._collection, self._rec["version"]) else self._repo.version_record(coll, n)
+        return rec.get("run_id")
 
     @property
     def id(self) -> str:
@@ -398,7 +456,9 @@ class ArtifactVersion:
             "description": self.description, "metadata": self.metadata, "aliases": self.aliases,
             "tags": self.tags, "artifact_tags": self.artifact_tags, "created_at": self.created_at,
             "updated_at": self.updated_at, "ttl": self.ttl, "commit_hash": self.commit_hash,
-            "semver": self.semver,
+            "semver": self.semver, "is_link": self.is_link,
+            "source_qualified_name": self.source_qualified_name,
+            "source_experiment_key": self.source_experiment_key,
         }
 
     def __eq__(self, other) -> bool:

@@ -71,7 +71,8 @@ def cmd_add(args) -> int:
                     art.add_dir(p, name=None if len(paths) == 1 else os.path.basename(p), policy="immutable")
                 else:
                     art.add_file(p, name=os.path.basename(p), policy="immutable")
-            v = repo.log_artifact(art, aliases=args.alias, tags=args.tag, project=args.project)
+            v = repo.log_artifact(art, aliases=args.alias, tags=args.tag, project=args.project,
+                                  version=args.semver or args.bump)
         finally:
             repo.ingester.progress = None
             progress.close()
@@ -80,8 +81,8 @@ def cmd_add(args) -> int:
             print_json({**v.json_encode(), "unchanged": unchanged})
         else:
             verb = "unchanged" if unchanged else "logged"
-            print(f"{verb} {v.qualified_name} {v.digest} ({v.file_count} files, {human_size(v.size)}) "
-                  f"aliases: {', '.join(v.aliases)}")
+            print(f"{verb} {v.qualified_name}{f' ({v.semver})' if v.semver else ''} {v.digest} "
+                  f"({v.file_count} files, {human_size(v.size)}) aliases: {', '.join(v.aliases)}")
     return 0
 
 
@@ -134,6 +135,12 @@ def cmd_log(args) -> int:
             print(f"  digest  {v.digest}")
             print(f"  date    {v.created_at}")
             print(f"  files   {v.file_count}, {human_size(v.size)}")
+            if v.semver:
+                print(f"  semver  {v.semver}")
+            if v.is_link:
+                print(f"  link of {v.source_qualified_name}")
+            if v.source_experiment_key and not v.is_link:
+                print(f"  run     {v.source_experiment_key}")
             if v.tags:
                 print(f"  tags    {', '.join(v.tags)}")
             if v.description:
@@ -150,7 +157,7 @@ def cmd_show(args) -> int:
             print_json(data)
             return 0
         for key in ("qualified_name", "type", "digest", "aliases", "tags", "artifact_tags", "size", "file_count",
-                    "created_at", "updated_at", "description", "metadata", "commit_hash", "state"):
+                    "created_at", "updated_at", "description", "metadata", "commit_hash", "state", "semver"):
             val = data[key]
             if key == "size":
                 val = f"{val} ({human_size(val)})"
@@ -161,6 +168,10 @@ def cmd_show(args) -> int:
             elif val is None:
                 val = "-"
             print(f"{key:14} {val}")
+        if v.is_link:
+            print(f"{'link_of':14} {v.source_qualified_name}")
+        if v.source_experiment_key:
+            print(f"{'run':14} {v.source_experiment_key}")
     return 0
 
 

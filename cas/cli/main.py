@@ -12,7 +12,8 @@ import sys
 
 from cas import __version__
 
-VERBS = ("init", "add", "ls", "log", "show", "diff", "get", "checkout", "verify", "alias", "tag", "fsck", "stats")
+VERBS = ("init", "add", "ls", "log", "show", "diff", "get", "checkout", "verify", "alias", "tag", "fsck", "stats",
+         "lineage", "runs", "link", "unlink")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="cas",
         description="cas: a local-first, content-addressed artifact store (git for data).",
-        epilog="References are [project/]name[:vN|:alias]; no selector means latest.",
+        epilog="References are [project/]name[:vN|:semver|:alias]; no selector means latest.",
     )
     p.add_argument("--version", action="version", version=f"cas {__version__}")
     p.add_argument("--repo", metavar="PATH", help="repository (default: .cas found upward, else $CAS_HOME)")
@@ -40,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-m", "--description", help="description")
     s.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE",
                    help="metadata item; VALUE is parsed as JSON when it can be (repeatable)")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--version", dest="semver", metavar="SEMVER",
+                   help="semantic version label, e.g. 1.2.0 (MAJOR.MINOR.PATCH[-pre][+build])")
+    g.add_argument("--bump", choices=("major", "minor", "patch"),
+                   help="label it with the collection's highest semantic version, incremented")
 
     s = sub.add_parser("ls", help="list artifacts, or the files of a version")
     s.add_argument("ref", nargs="?", help="a version reference: list its files")
@@ -89,6 +95,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rebuild-index", action="store_true", help="delete and rebuild the LMDB index first (no other cas process may use the store meanwhile)")
 
     sub.add_parser("stats", help="store size, objects, dedup ratio")
+
+    s = sub.add_parser("lineage", help="runs and versions upstream (producers) and downstream (consumers)")
+    s.add_argument("ref")
+    s.add_argument("--depth", type=int, default=None, help="run layers to follow each way (default: all)")
+    s.add_argument("--direction", choices=("up", "down", "both"), default="both")
+
+    s = sub.add_parser("runs", help="list runs, oldest first")
+    s.add_argument("--job-type", default=None, help="only runs of this job type")
+
+    s = sub.add_parser("link", help="link a version into a registry collection [project/]name")
+    s.add_argument("ref")
+    s.add_argument("target")
+    s.add_argument("--alias", "-a", action="append", default=[], help="alias of the link (repeatable)")
+
+    s = sub.add_parser("unlink", help="remove a link version (its source stays)")
+    s.add_argument("ref")
     return p
 
 
@@ -102,9 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     from cas.errors import CasError
 
     try:
-        from cas.cli import commands
+        from cas.cli import commands, lineage
 
-        return getattr(commands, "cmd_" + args.verb)(args) or 0
+        fn = getattr(commands, "cmd_" + args.verb, None) or getattr(lineage, "cmd_" + args.verb)
+        return fn(args) or 0
     except CasError as exc:
         _error(str(exc))
         return exc.exit_code

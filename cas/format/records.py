@@ -14,6 +14,7 @@ import msgpack
 from cas.errors import FormatError, InvalidMetadata, InvalidName, UnsupportedFormat
 from cas.format.digest import CONTEXT_LOG_ENTRY, DIGEST_SIZE, keyed_id
 from cas.format.names import check_name
+from cas.format.semver import is_semver
 
 FORMAT_VERSION = 1
 LOG_MAGIC = b"CASLOG1\n"
@@ -47,6 +48,9 @@ FEATURE_OF_OP = {
     OP_DELETE: FEATURE_LIFECYCLE, OP_COLLECTION_UPDATE: FEATURE_LIFECYCLE, OP_LINK: FEATURE_LINK,
     OP_RUN: FEATURE_LINEAGE, OP_USE: FEATURE_LINEAGE, OP_GC: FEATURE_GC,
 }
+
+# docs/format.md §7.2: the states a run entry may record
+RUN_STATES = ("running", "finished", "failed")
 
 # required fields per op (docs/format.md §7.2); unknown extra fields are ignored
 REQUIRED = {
@@ -125,6 +129,7 @@ def _validate(entry: dict) -> None:
             _check_collection(entry[field])
     if op == OP_VERSION and len(entry["digest"]) != DIGEST_SIZE:
         raise FormatError(f"log entry digest must be {DIGEST_SIZE} bytes")
+    _validate_lineage(op, entry)
     for field in ("set", "aliases", "tags", "packs", "condemned"):
         v = entry.get(field)
         if v is not None and not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
@@ -137,6 +142,29 @@ def _validate(entry: dict) -> None:
             raise FormatError("log entry metadata must be a map or nil")
         if t is not None and (type(t) is not int or t < 0):
             raise FormatError("log entry ttl must be a non-negative integer or nil")
+
+
+def _validate_lineage(op: str, entry: dict) -> None:
+    """Optional fields of lineage, link and semver (§7.2)."""
+    run_id = entry.get("run_id")
+    if run_id is not None:
+        try:
+            check_name(run_id, "run id")
+        except InvalidName as exc:
+            raise FormatError(f"log entry run_id {run_id!r} is not a name") from exc
+    semver = entry.get("semver")
+    if semver is not None and not is_semver(semver):
+        raise FormatError(f"log entry semver {semver!r} is not a semantic version")
+    if op == OP_RUN:
+        for field in ("name", "job_type"):
+            v = entry.get(field)
+            if v is not None and not isinstance(v, str):
+                raise FormatError(f"log entry run field {field!r} must be a string or nil")
+        c, st = entry.get("config"), entry.get("state")
+        if c is not None and not isinstance(c, dict):
+            raise FormatError("log entry run config must be a map or nil")
+        if st is not None and st not in RUN_STATES:
+            raise FormatError(f"log entry run state must be one of {', '.join(RUN_STATES)}")
 
 
 def _check_collection(coll: str) -> None:

@@ -12,7 +12,7 @@ import msgpack
 
 from cas.errors import FormatError, StorageError
 from cas.format import records as R
-from cas.index.tables import Tables
+from cas.index.tables import E_LOGGED, E_USED, Tables
 from cas.storage.log import LogDir
 from cas.storage.packs import iter_pack_names, pack_path, read_pack_index, salvage_pack_index
 
@@ -79,14 +79,76 @@ def _apply_version(t: Tables, seq: int, entry: dict, eid: bytes) -> None:
         "ttl": entry.get("ttl"),
         "state": "COMMITTED",
     }
+    # §7.2: a semver already taken in the collection stays with the earlier version
+    semver = entry.get("semver")
+    if semver is not None and t.put_semver(coll, semver, version):
+        rec["semver"] = semver
+    run_id = entry.get("run_id")
+    if run_id is not None and t.get_run(run_id) is not None:
+        rec["run_id"] = run_id
+        t.add_edge(E_LOGGED, run_id, coll, version)
+    _publish(t, coll, c, rec, entry)
+
+
+def _publish(t: Tables, coll: str, c: dict, rec: dict, entry: dict) -> None:
+    """Store a new version record (from a version or link entry) as the collection's latest."""
+    version = rec["version"]
     t.put_version(coll, version, rec)
-    t.put_digest(coll, entry["digest"], version)
+    t.put_digest(coll, rec["digest"], version)
     for alias in entry.get("aliases") or []:
         t.set_alias(coll, alias, version)
     t.set_alias(coll, "latest", version)
     c["n_versions"] = version + 1
-    c["updated_ns"] = now
+    c["updated_ns"] = rec["created_ns"]
     t.put_collection(coll, c)
+
+
+def _apply_link(t: Tables, seq: int, entry: dict, eid: bytes) -> None:
+    """A new version of ``collection`` that resolves to a source version's content (§7.2)."""
+    src_coll, src_version = entry["source_collection"], entry["source_version"]
+    src = t.get_version(src_coll, src_version)
+    if src is not None and src.get("link"):  # a link to a link names the first source
+        src_coll, src_version = src["link"]["collection"], src["link"]["version"]
+        src = t.get_version(src_coll, src_version)
+    if src is None:
+        return  # names a version this log never published: ignored, reported by fsck
+    coll = entry["collection"]
+    now = entry["time_ns"]
+    c = t.get_collection(coll) or {"type": src["type"], "tags": [], "n_versions": 0, "created_ns": now}
+    if c["type"] != src["type"]:
+        return  # writers refuse this; a foreign entry cannot change a collection's type
+    rec = {
+        "version": c["n_versions"], "digest": src["digest"], "size": src["size"], "n_files": src["n_files"],
+        "type": src["type"], "description": src.get("description"), "metadata": src.get("metadata") or {},
+        "tags": [], "created_ns": now, "updated_ns": now, "commit": eid, "seq": seq, "ttl": None,
+        "state": "COMMITTED", "link": {"collection": src_coll, "version": src_version},
+    }
+    t.add_link(src_coll, src_version, coll, rec["version"])
+    _publish(t, coll, c, rec, entry)
+
+
+def _apply_run(t: Tables, seq: int, entry: dict, eid: bytes) -> None:
+    """The first entry of a run id creates the run; later ones change its state (§7.2)."""
+    run_id = entry["run_id"]
+    now = entry["time_ns"]
+    run = t.get_run(run_id)
+    if run is None:
+        run = {"id": run_id, "name": entry.get("name") or run_id, "job_type": entry.get("job_type"),
+               "config": entry.get("config") or {}, "state": entry.get("state") or "running",
+               "created_ns": now, "updated_ns": now, "ended_ns": None, "seq": seq, "commit": eid}
+    else:
+        run["state"] = entry.get("state") or run["state"]
+        run["updated_ns"] = now
+    if run["state"] != "running" and run.get("ended_ns") is None:
+        run["ended_ns"] = now
+    t.put_run(run_id, run)
+
+
+def _apply_use(t: Tables, seq: int, entry: dict, eid: bytes) -> None:
+    """Record that a run used a version; ignored if either is unknown."""
+    if t.get_run(entry["run_id"]) is None or t.get_version(entry["collection"], entry["version"]) is None:
+        return
+    t.add_edge(E_USED, entry["run_id"], entry["collection"], entry["version"])
 
 
 def _apply_collection_tags(t: Tables, seq: int, entry: dict, eid: bytes) -> None:
@@ -124,6 +186,27 @@ def _apply_version_change(t: Tables, seq: int, entry: dict, eid: bytes) -> None:
     t.put_version(coll, version, rec)
 
 
+def _apply_delete(t: Tables, seq: int, entry: dict, eid: bytes) -> None:
+    """Mark a version DELETED and drop its aliases; ``latest`` falls back to the newest live version.
+
+    Minimal form used by ``unlink``; objects stay until a garbage collector exists.
+    """
+    coll, version = entry["collection"], entry["version"]
+    rec = t.get_version(coll, version)
+    if rec is None or rec.get("state") == "DELETED":
+        return
+    rec["state"] = "DELETED"
+    rec["updated_ns"] = entry["time_ns"]
+    t.put_version(coll, version, rec)
+    for alias, v in list(t.iter_aliases(coll)):
+        if v == version:
+            t.delete_alias(coll, alias)
+    for other in t.iter_versions(coll, reverse=True):
+        if other.get("state") != "DELETED":
+            t.set_alias(coll, "latest", other["version"])
+            break
+
+
 # op -> how it changes the index; every op in records.KNOWN_OPS has one
 APPLY = {
     R.OP_VERSION: _apply_version,
@@ -131,6 +214,10 @@ APPLY = {
     R.OP_ALIASES: _apply_version_change,
     R.OP_TAGS: _apply_version_change,
     R.OP_UPDATE: _apply_version_change,
+    R.OP_DELETE: _apply_delete,
+    R.OP_LINK: _apply_link,
+    R.OP_RUN: _apply_run,
+    R.OP_USE: _apply_use,
 }
 
 

@@ -243,3 +243,90 @@ class Tables:
             STAT.pack(e.dev, e.ino, e.size, e.mtime_ns, e.ctime_ns, e.recorded_ns, int(e.executable), e.file_id),
             db=self.d["statcache"],
         )
+
+    # semantic versions (§9.2 `semvers`) ------------------------------------------
+    def get_semver(self, coll: str, semver: str) -> int | None:
+        """Return the version labelled ``semver`` in ``coll``, or None."""
+        v = self.txn.get(coll.encode() + b"\x00" + semver.encode(), db=self.d["semvers"])
+        return U32.unpack(v)[0] if v else None
+
+    def put_semver(self, coll: str, semver: str, version: int) -> bool:
+        """Label a version; False (and no change) if the label is taken."""
+        return self.txn.put(coll.encode() + b"\x00" + semver.encode(), U32.pack(version),
+                            db=self.d["semvers"], overwrite=False)
+
+    def delete_semver(self, coll: str, semver: str) -> None:
+        """Free a semantic version label."""
+        self.txn.delete(coll.encode() + b"\x00" + semver.encode(), db=self.d["semvers"])
+
+    def iter_semvers(self, coll: str) -> Iterator[tuple[str, int]]:
+        """Yield ``(semver, version)`` of a collection."""
+        for k, v in self._prefix("semvers", coll.encode() + b"\x00"):
+            yield k.decode(), U32.unpack(v)[0]
+
+    def _prefix(self, table: str, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Yield ``(key without prefix, value)`` of keys starting with ``prefix``."""
+        with self.txn.cursor(db=self.d[table]) as cur:
+            if not cur.set_range(prefix):
+                return
+            for k, v in cur:
+                if not k.startswith(prefix):
+                    break
+                yield bytes(k[len(prefix):]), bytes(v)
+
+    # runs and lineage edges (§9.2 `runs`, `lineage`) -------------------------------
+    def get_run(self, run_id: str) -> dict | None:
+        """Return a run record or None."""
+        v = self.txn.get(run_id.encode(), db=self.d["runs"])
+        return _uk(v) if v else None
+
+    def put_run(self, run_id: str, rec: dict) -> None:
+        """Store a run record."""
+        self.txn.put(run_id.encode(), _pk(rec), db=self.d["runs"])
+
+    def iter_runs(self) -> Iterator[dict]:
+        """Yield every run record in run id order."""
+        with self.txn.cursor(db=self.d["runs"]) as cur:
+            for _k, v in cur:
+                yield _uk(v)
+
+    def add_edge(self, kind: bytes, run_id: str, coll: str, version: int) -> bool:
+        """Record that a run used (``E_USED``) or logged (``E_LOGGED``) a version.
+
+        Returns:
+            False if the edge was already recorded.
+        """
+        vkey = self._vkey(coll, version)
+        rkey = run_id.encode()
+        new = self.txn.put(kind + rkey + b"\x00" + vkey, b"", db=self.d["lineage"], overwrite=False)
+        self.txn.put(kind.lower() + vkey + rkey, b"", db=self.d["lineage"])
+        return new
+
+    def has_edge(self, kind: bytes, run_id: str, coll: str, version: int) -> bool:
+        """Return True if the edge is recorded."""
+        key = kind + run_id.encode() + b"\x00" + self._vkey(coll, version)
+        return self.txn.get(key, db=self.d["lineage"]) is not None
+
+    def iter_run_edges(self, kind: bytes, run_id: str) -> Iterator[tuple[str, int]]:
+        """Yield ``(collection, version)`` a run used or logged, in key order."""
+        for k, _v in self._prefix("lineage", kind + run_id.encode() + b"\x00"):
+            yield k[:-5].decode(), U32.unpack(k[-4:])[0]
+
+    def iter_version_edges(self, kind: bytes, coll: str, version: int) -> Iterator[str]:
+        """Yield the ids of runs that used or logged a version."""
+        for k, _v in self._prefix("lineage", kind.lower() + self._vkey(coll, version)):
+            yield k.decode()
+
+    # registry links (§9.2 `links`) -----------------------------------------------
+    def add_link(self, src_coll: str, src_version: int, coll: str, version: int) -> None:
+        """Record that ``coll:version`` links to ``src_coll:src_version``."""
+        self.txn.put(self._vkey(src_coll, src_version) + self._vkey(coll, version), b"", db=self.d["links"])
+
+    def iter_links(self, src_coll: str, src_version: int) -> Iterator[tuple[str, int]]:
+        """Yield ``(collection, version)`` of every link to a source version."""
+        for k, _v in self._prefix("links", self._vkey(src_coll, src_version)):
+            yield k[:-5].decode(), U32.unpack(k[-4:])[0]
+
+
+E_USED = b"U"  # run + 00 + coll + 00 + u32 version; reverse key b"u" + coll + 00 + u32 + run
+E_LOGGED = b"L"  # same layout with b"L" / b"l"
