@@ -260,6 +260,8 @@ class Repo:
         existing: list[int] = []
 
         def build(t: Tables):
+            if run_id is not None and t.get_run(run_id) is None:
+                raise UsageError(f"run {run_id} is not a run of {self.root}; start runs with this repo's run()")
             c = t.get_collection(coll)
             if c is not None and c["type"] != artifact.type:
                 raise UsageError(

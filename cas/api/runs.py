@@ -92,7 +92,10 @@ class Run:
 
         self._check_running("use artifacts")
         if isinstance(ref_or_version, ArtifactVersion):
-            version = self._repo._version(ref_or_version._collection, ref_or_version.version_index)
+            version = self._repo.artifact(ref_or_version.qualified_name)
+            if version.digest != ref_or_version.digest:
+                raise UsageError(f"{ref_or_version.qualified_name} comes from another repository and differs from "
+                                 f"the version of that name in {self._repo.root}; use a version of this repository")
         else:
             ref = ref_or_version
             if project is not None and "/" not in ref:

@@ -156,3 +156,15 @@ def test_lineage_refuses_bad_arguments(repo, tmp_path):
         repo.lineage("data", direction="sideways")
     with pytest.raises(UsageError, match="depth"):
         repo.lineage("data", depth=-1)
+
+
+def test_runs_and_versions_of_another_repository_are_refused(make_repo, tmp_path):
+    one, two = make_repo("one"), make_repo("two")
+    v_other = log_files(two, tmp_path, {"a": b"other"})
+    log_files(one, tmp_path, {"a": b"mine"})
+    with one.run() as r:
+        with pytest.raises(UsageError, match="another repository"):
+            r.use_artifact(v_other)
+        with two.run() as foreign:
+            with pytest.raises(UsageError, match="not a run"):
+                one.log_artifact(draft(one, "x"), run=foreign)
