@@ -110,9 +110,15 @@ def cmd_ls(args) -> int:
         if args.json:
             print_json(colls)
             return 0
+        from cas.errors import NotFound
+
         rows = []
         for c in colls:
-            latest = repo.artifact(f"{c['project']}/{c['name']}:latest")
+            try:
+                latest = repo.artifact(f"{c['project']}/{c['name']}:latest")
+            except NotFound:  # every version deleted (or unlinked)
+                rows.append([f"{c['project']}/{c['name']}", c["type"], str(c["versions"]), "-", "-", "-", "-"])
+                continue
             rows.append([f"{c['project']}/{c['name']}", c["type"], str(c["versions"]), latest.version,
                          human_size(latest.size), str(latest.file_count), latest.created_at[:19]])
         if rows:

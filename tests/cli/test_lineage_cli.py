@@ -68,6 +68,8 @@ def test_link_and_unlink(project):
     p = run("get", "reg/golden:v0", project / "out2", cwd=project)
     assert p.returncode == 7 and "deleted" in one_line_error(p)
     run("get", "ds", project / "out3", cwd=project, check=0)
+    listing = run("ls", cwd=project, check=0).stdout  # a collection with no live version still lists
+    assert "reg/golden" in listing and "default/ds" in listing
     p = run("link", "ds", "golden:v1", cwd=project)
     assert p.returncode == 2 and "selector" in one_line_error(p)
 
