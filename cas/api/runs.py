@@ -121,6 +121,19 @@ class Run:
         return self._repo.log_artifact(artifact, aliases=aliases, tags=tags, project=project, version=version,
                                        run=self)
 
+    def link_artifact(self, artifact, target_path: str, aliases=()):
+        """Link a logged version (or a draft this run logged) into ``target_path`` (W&B ``run.link_artifact``).
+
+        Raises:
+            UsageError: ``artifact`` is a draft that was never logged, or see ``ArtifactVersion.link``.
+        """
+        from cas.api.artifact import Artifact
+
+        version = artifact.logged_version if isinstance(artifact, Artifact) else artifact
+        if version is None:
+            raise UsageError(f"artifact {artifact.name!r} is not logged yet; log it before linking it")
+        return version.link(target_path, aliases=aliases)
+
     def used_artifacts(self) -> list:
         """Return the versions this run used, in collection and version order."""
         return self._versions(E_USED)

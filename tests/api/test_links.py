@@ -87,3 +87,18 @@ def test_links_survive_an_index_rebuild(repo, tmp_path, model):
     repo.rebuild_index()
     again = repo.artifact("reg:prod")
     assert again.is_link and again.source_artifact == model and again.digest == link.digest
+
+
+def test_a_run_links_what_it_logged(repo, tmp_path):
+    from tests.api.helpers import draft
+
+    (tmp_path / "w").write_bytes(b"w")
+    with repo.run(job_type="train") as run:
+        art = draft(repo, "net", "model")
+        with pytest.raises(UsageError, match="not logged"):
+            run.link_artifact(art, "registry/net")
+        art.add_file(tmp_path / "w")
+        run.log_artifact(art)
+        link = run.link_artifact(art, "registry/net", aliases=["staging"])
+    assert link.source_artifact.logged_by() == run and "staging" in link.aliases
+    assert run.link_artifact(link.source_artifact, "registry/net") == link
