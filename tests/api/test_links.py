@@ -2,6 +2,8 @@
 
 import pytest
 
+import cas
+
 from cas.errors import InvalidReference, NotALink, UsageError, VersionNotFound
 from tests.api.helpers import log_files
 from tests.conftest import read_tree
@@ -102,3 +104,29 @@ def test_a_run_links_what_it_logged(repo, tmp_path):
         link = run.link_artifact(art, "registry/net", aliases=["staging"])
     assert link.source_artifact.logged_by() == run and "staging" in link.aliases
     assert run.link_artifact(link.source_artifact, "registry/net") == link
+
+
+def test_deleting_the_source_leaves_a_live_link_readable(repo, tmp_path, model):
+    import time
+
+    from cas.api.publish import append_entry
+    from cas.format import records as R
+
+    link = model.link("reg")
+    append_entry(repo, lambda t: {"op": R.OP_DELETE, "collection": "default/model", "version": 1,
+                                  "time_ns": time.time_ns()})
+    with pytest.raises(VersionNotFound):
+        repo.artifact("model:v1")
+    again = repo.artifact("reg:v0")
+    assert again.is_link and read_tree(again.download(tmp_path / "dl")) == FILES
+    assert again.source_artifact.state == "DELETED"
+    assert link.linked_artifacts == [again]
+
+
+def test_the_target_project_defaults_to_the_sources(repo, tmp_path):
+    (tmp_path / "f").write_bytes(b"f")
+    a = cas.Artifact("net", "model", repo=repo)
+    a.add_file(tmp_path / "f")
+    v = repo.log_artifact(a, project="team")
+    assert v.link("reg").qualified_name == "team/reg:v0"
+    assert v.link("other/reg").qualified_name == "other/reg:v0"
