@@ -286,6 +286,24 @@ class ConcurrentUpdateError(CasError):
     exit_code = 33
 
 
+class VersionDeleted(VersionNotFound):
+    """The version was deleted; its history stays visible in 'cas log --all'."""
+
+    exit_code = 40
+
+
+class DeleteRefused(UsageError):
+    """A delete would remove aliases; move them or pass delete_aliases=True (--delete-aliases)."""
+
+    exit_code = 41
+
+
+class GcBusy(ConcurrentUpdateError):
+    """Another gc holds the store's gc lease; wait for it or for the lease to expire."""
+
+    exit_code = 42
+
+
 
 
 def render_errors_markdown() -> str:

@@ -88,8 +88,10 @@ class FileIngester:
             raise FileChangedError(
                 f"{path} changed after it was added with policy='immutable'; add it again or use policy='mutable'"
             )
+        if store:
+            self.objects.before_write()
         hit = self.cached(path, st)
-        if hit is not None and (not store or self.objects.has(hit.id)):
+        if hit is not None and (not store or self.objects.has_file(hit.id)):
             self.n_cached += 1
             return hit
         started = time.time_ns()

@@ -22,12 +22,12 @@ import os
 import threading
 from collections import deque
 
-from cas.errors import DigestMismatch, FormatError, ObjectNotFound
+from cas.errors import CasError, DigestMismatch, FormatError, ObjectNotFound, StorageError
 from cas.format.codec import Codec
 from cas.format.digest import chunk_id, file_node_id, to_text, tree_node_id
 from cas.format.nodes import FileNode, decode_file_node, decode_tree_node
 from cas.format.pack import KIND_CHUNK, KIND_FILE_NODE, KIND_TREE_NODE, OBJECT_KINDS
-from cas.index.replay import index_pack
+from cas.index.replay import gc_count, index_pack
 from cas.index.tables import Location, Tables
 from cas.storage.crash import crashpoint
 from cas.storage.packs import PackReader, PackWriter, iter_pack_names
@@ -50,6 +50,10 @@ class ObjectStore:
         self._writer: PackWriter | None = None
         self._pending: set[bytes] = set()
         self.sealed: list[str] = []
+        # set by the Repo: called before a write may reuse stored objects (creates its pin)
+        self.before_write = lambda: None
+        # set by the Repo: brings the index up to date with the log
+        self.catch_up = lambda: None
         self._batch: list = []  # [(oid, kind, raw)] not yet submitted
         self._batch_bytes = 0
         self._inflight: deque = deque()  # (future, [(oid, kind, raw_len)], raw bytes)
@@ -71,6 +75,25 @@ class ObjectStore:
     def has(self, oid: bytes) -> bool:
         """Return True if the object is stored or pending in the open pack."""
         return oid in self._pending or self._tables().has_object(oid)
+
+    def is_condemned(self, pack_name: str) -> bool:
+        """Return True if a gc entry condemned a pack of this name (it must not be reused)."""
+        return self._tables().condemned_seq(pack_name) is not None
+
+    def has_file(self, fid: bytes) -> bool:
+        """Return True if a file node and every node and chunk below it are stored.
+
+        Only after a gc can a node be stored while a descendant is not (a writer
+        that raced gc and never published); before any gc this is ``has``.
+        """
+        if not self.has(fid):
+            return False
+        if gc_count(self._tables()) == 0:
+            return True
+        try:
+            return all(self.has(cid) for cid, _n in self.iter_chunks(fid))
+        except CasError:
+            return False
 
     def locate(self, oid: bytes) -> Location | None:
         """Return where an object is stored, or None.
@@ -112,7 +135,17 @@ class ObjectStore:
         return self._read(oid, loc, where)
 
     def _read(self, oid: bytes, loc: Location, where: str) -> bytes:
-        stored = self.reader.read(loc.pack, loc.offset, loc.stored_len)
+        try:
+            stored = self.reader.read(loc.pack, loc.offset, loc.stored_len)
+        except StorageError:
+            # gc may have repacked the object and deleted the pack since this snapshot
+            self.catch_up()
+            self.refresh()
+            moved = self.locate(oid)
+            if moved is None or moved.pack == loc.pack:
+                raise
+            loc = moved
+            stored = self.reader.read(loc.pack, loc.offset, loc.stored_len)
         try:
             raw = self.codec.decode(loc.codec, stored, loc.raw_len)
         except FormatError as exc:
@@ -157,6 +190,8 @@ class ObjectStore:
         """
         if self.has(oid):
             return False
+        if not self._pending:
+            self.before_write()
         self._pending.add(oid)
         self._batch.append((oid, kind, raw))
         n = len(raw)
@@ -217,7 +252,7 @@ class ObjectStore:
         if not w.entries:
             w.abort()
             return
-        name = w.finish()
+        name = w.finish(avoid=self.is_condemned)
         _, sealer = self._pools()
         self._sealing.append((sealer.submit(w.publish, name), w))
 

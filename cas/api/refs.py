@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cas.errors import InvalidName, InvalidReference
+from cas.errors import InvalidName, InvalidReference, UsageError
 from cas.format.names import VERSION_RE, check_name
 from cas.format.semver import is_semver
 
@@ -71,3 +71,20 @@ def split_collection(collection: str) -> tuple[str, str]:
     """Return ``(project, name)`` of a collection key."""
     project, _, name = collection.partition("/")
     return project, name
+
+
+def ttl_seconds(value) -> int | None:
+    """Return a time to live as whole seconds: int seconds, a ``timedelta``, or None.
+
+    Raises:
+        UsageError: Negative, or not a number of seconds.
+    """
+    import datetime
+
+    if value is None:
+        return None
+    if isinstance(value, datetime.timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise UsageError(f"a ttl must be a non-negative number of seconds, a timedelta or None, not {value!r}")
+    return int(value)

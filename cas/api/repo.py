@@ -22,15 +22,18 @@ from cas.api.fsck import Finding, FsckReport, fsck, verify_version
 from cas.api.ingest import FileIngester
 from cas.api.objects import ObjectStore
 from cas.api.publish import append_entry
-from cas.api.refs import DEFAULT_PROJECT, parse_ref
+from cas.api.refs import DEFAULT_PROJECT, parse_ref, ttl_seconds
 from cas.api.version import ArtifactVersion
 from cas.errors import (
     AlreadyExists,
     ArtifactFinalizedError,
     CollectionNotFound,
+    ConcurrentUpdateError,
+    DeleteRefused,
     RepoNotFound,
     StorageError,
     UsageError,
+    VersionDeleted,
     VersionNotFound,
 )
 from cas.format import records as R
@@ -40,11 +43,12 @@ from cas.format.names import check_alias, check_name
 from cas.format.nodes import KIND_TREE
 from cas.format.pack import KIND_CHUNK, KIND_FILE_NODE, KIND_TREE_NODE
 from cas.index.db import drop_index, open_index
-from cas.index.replay import catch_up, rebuild
+from cas.index.replay import catch_up, gc_count, rebuild
 from cas.index.tables import Tables
 from cas.storage.fsutil import write_durable
 from cas.storage.layout import StoreLayout
 from cas.storage.log import LogDir
+from cas.storage.pins import Pin
 
 STORE_DIR = ".cas"
 K_INDEX_READY = b"index_ready"
@@ -52,6 +56,26 @@ K_INDEX_READY = b"index_ready"
 # Repos open in this process: a draft created without ``repo=`` binds to the only
 # one, as a W&B artifact goes to the current run.
 _open_repos: "weakref.WeakSet[Repo]" = weakref.WeakSet()
+
+
+class _ReusedCondemned(Exception):
+    """Raised inside the publish transaction: the draft reuses an object gc condemned."""
+
+
+def _first_missing(objects, t: Tables, root: bytes) -> bytes | None:
+    """Return an object reachable from tree ``root`` that ``t`` does not hold, or None."""
+    from cas.api.rescue import first_missing
+
+    return first_missing(objects, t, root)
+
+
+def _forget_pins_in_child() -> None:
+    for repo in list(_open_repos):
+        repo.pin.forget_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pins_in_child)
 
 
 def only_open_repo() -> "Repo | None":
@@ -136,7 +160,8 @@ class Repo:
         try:
             with open(self.layout.config, "rb") as f:
                 self.config = R.decode_config(f.read())
-            for d in (self.layout.packs, self.layout.log, self.layout.tmp, self.layout.index):
+            for d in (self.layout.packs, self.layout.log, self.layout.tmp, self.layout.index,
+                      self.layout.pins, self.layout.locks):
                 os.makedirs(d, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot open the repository at {store}: {exc.strerror}") from exc
@@ -145,6 +170,10 @@ class Repo:
         self.db = open_index(self.layout.index)
         self.objects = ObjectStore(self.layout, self.db, int(self.config["zstd_level"]))
         self.ingester = FileIngester(self.objects, self.chunker, self.db)
+        self.pin = Pin(self.layout.pins)
+        self._pin_gc_epoch = 0
+        self.objects.before_write = self._pin_for_write
+        self.objects.catch_up = self._catch_up
         self.closed = False
         self._sync_index()
         _open_repos.add(self)
@@ -165,6 +194,7 @@ class Repo:
         if not self.closed:
             self.closed = True
             _open_repos.discard(self)
+            self.pin.release()
             self.objects.close()
             self.db.close()
 
@@ -176,6 +206,23 @@ class Repo:
 
     def __repr__(self) -> str:
         return f"<cas.Repo {self.root}>"
+
+    def _pin_for_write(self) -> None:
+        """Make sure this process holds a pin before it may reuse stored objects (gc.py)."""
+        if self.pin.path is not None:
+            self.pin.touch()
+            if self.pin.path is not None:
+                return
+
+        def seen() -> int:
+            catch_up(self.db, self.log, self.layout.packs)
+            self.objects.refresh()
+            with self.db.read() as txn:
+                t = Tables(self.db, txn)
+                self._pin_gc_epoch = gc_count(t)
+                return t.log_seq()
+
+        self.pin.create(seen)
 
     def require_feature(self, feature: str) -> None:
         """Make sure the store config lists ``feature`` as mandatory for readers (§1.2).
@@ -255,6 +302,15 @@ class Repo:
         src.ingester.commit_stat_cache()
         if src is not self:
             self._copy_from(src, root)
+        self._pin_for_write()
+        for _attempt in range(10):
+            try:
+                return self._publish_version(artifact, coll, root, size, n_files, aliases, tags)
+            except _ReusedCondemned:
+                self._rescue(root)
+        raise ConcurrentUpdateError(f"gc kept reclaiming objects {coll} reuses; retry when gc is done")
+
+    def _publish_version(self, artifact, coll, root, size, n_files, aliases, tags) -> ArtifactVersion:
         packs = self.objects.take_sealed()
         self.ingester.commit_stat_cache()
         existing: list[int] = []
@@ -262,6 +318,8 @@ class Repo:
         def build(t: Tables):
             if run_id is not None and t.get_run(run_id) is None:
                 raise UsageError(f"run {run_id} is not a run of {self.root}; start runs with this repo's run()")
+            if gc_count(t) > self._pin_gc_epoch and _first_missing(self.objects, t, root) is not None:
+                raise _ReusedCondemned()
             c = t.get_collection(coll)
             if c is not None and c["type"] != artifact.type:
                 raise UsageError(
@@ -299,6 +357,17 @@ class Repo:
             version = self._version_by_seq(coll, published[0]) if published else version
         artifact._logged = version
         return version
+
+    def _rescue(self, root: bytes) -> None:
+        """Copy objects of tree ``root`` that gc condemned back into a new pack.
+
+        A writer that looked an object up before gc condemned it may still reuse
+        it; its pin keeps the condemned pack on disk until it has published.
+        """
+        from cas.api.rescue import rescue_tree
+
+        rescue_tree(self, root)
+        self.objects.flush()
 
     def _copy_from(self, src: "Repo", root: bytes) -> None:
         """Copy every object reachable from tree ``root`` in ``src`` that this store lacks."""
@@ -339,6 +408,72 @@ class Repo:
     def set_collection_tags(self, coll: str, tags: list[str]) -> None:
         """Replace a collection's tags."""
         self._update(R.OP_COLLECTION_TAGS, coll, set=[check_name(t, "tag") for t in tags])
+
+    def delete_version(self, coll: str, version: int, delete_aliases: bool = False, reason: str = "user") -> bool:
+        """Delete a version: it stops resolving; its log history stays.
+
+        Returns:
+            False if it was already deleted.
+
+        Raises:
+            DeleteRefused: Aliases other than ``latest`` point at it and not ``delete_aliases``.
+            VersionNotFound: No such version.
+        """
+        done: list[bool] = []
+
+        def build(t: Tables):
+            rec = t.get_version(coll, version)
+            if rec is None:
+                raise VersionNotFound(f"{coll} has no version v{version}")
+            if rec.get("state") == "DELETED":
+                return None
+            aliases = sorted(a for a, v in t.iter_aliases(coll) if v == version and a != "latest")
+            if aliases and not delete_aliases:
+                raise DeleteRefused(
+                    f"{coll}:v{version} has aliases {', '.join(aliases)}; move them first, or delete them with it "
+                    "(delete(delete_aliases=True), 'cas rm --delete-aliases')"
+                )
+            done.append(True)
+            return {"op": R.OP_DELETE, "collection": coll, "version": version, "time_ns": time.time_ns(),
+                    "delete_aliases": bool(delete_aliases), "reason": reason}
+
+        append_entry(self, build)
+        return bool(done)
+
+    def set_collection_ttl(self, name: str, ttl) -> None:
+        """Set the default time to live of a collection's versions (seconds, timedelta or None).
+
+        A version's own ``ttl`` wins over it; expired versions are deleted by gc.
+        """
+        coll = parse_ref(name).collection
+        self._update(R.OP_COLLECTION_UPDATE, coll, fields={"ttl": ttl_seconds(ttl)})
+
+    def collection_ttl(self, name: str) -> int | None:
+        """Return a collection's default ttl in seconds, or None."""
+        coll = parse_ref(name).collection
+        self._catch_up()
+        with self._read() as txn:
+            c = Tables(self.db, txn).get_collection(coll)
+        if c is None:
+            raise CollectionNotFound(f"no artifact {coll!r} in {self.root}; list them with 'cas ls'")
+        return c.get("ttl")
+
+    def gc(self, dry_run: bool = False, grace=None, repack_threshold: float | None = None):
+        """Delete expired versions and reclaim what no live version needs (docs/lifecycle.md).
+
+        Args:
+            dry_run: Only report what would be deleted and how many bytes freed.
+            grace: Seconds (or a timedelta): packs younger than this are never
+                touched. Default 24 h, or the config's ``gc_grace_seconds``.
+            repack_threshold: Garbage fraction at which a pack is rewritten (default 0.5).
+
+        Returns:
+            A ``GcReport``.
+        """
+        from cas.api import gc as _gc
+
+        return _gc.gc(self, dry_run=dry_run, grace_s=None if grace is None else ttl_seconds(grace),
+                      repack_threshold=_gc.DEFAULT_REPACK_THRESHOLD if repack_threshold is None else repack_threshold)
 
     def update_version_fields(self, coll: str, version: int, fields: dict) -> None:
         """Change description, metadata or ttl of a version."""
@@ -398,25 +533,31 @@ class Repo:
                 idx = t.get_semver(coll, r.semver)
             if idx is None:
                 idx = t.get_alias(coll, sel)
+                if idx is None and sel == "latest":
+                    raise VersionDeleted(f"every version of {coll} was deleted; see 'cas log {coll} --all'")
                 if idx is None:
                     have = sorted(a for a, _ in t.iter_aliases(coll))
                     raise VersionNotFound(f"{coll} has no alias {sel!r} (aliases: {', '.join(have) or 'none'})")
             rec = t.get_version(coll, idx)
             if rec is None:
                 raise VersionNotFound(f"{coll} has no version v{idx} (versions v0..v{c['n_versions'] - 1})")
-            if rec.get("state") == "DELETED":
-                raise VersionNotFound(f"{coll}:v{idx} is deleted; see its history with 'cas log {coll}'")
+        if rec.get("state") == "DELETED":
+            raise VersionDeleted(
+                f"{coll}:v{rec['version']} was deleted ({rec.get('delete_reason') or 'user'}); "
+                f"its history stays in 'cas log {coll} --all'"
+            )
         return ArtifactVersion(self, coll, rec)
 
-    def artifacts(self, name: str) -> list[ArtifactVersion]:
-        """Return the versions of a collection, newest first."""
+    def artifacts(self, name: str, include_deleted: bool = False) -> list[ArtifactVersion]:
+        """Return the versions of a collection, newest first (deleted ones only if asked)."""
         self._catch_up()
         r = parse_ref(name)
         with self._read() as txn:
             t = Tables(self.db, txn)
             if t.get_collection(r.collection) is None:
                 raise CollectionNotFound(f"no artifact {r.collection!r} in {self.root}")
-            recs = list(t.iter_versions(r.collection, reverse=True))
+            recs = [rec for rec in t.iter_versions(r.collection, reverse=True)
+                    if include_deleted or rec.get("state") != "DELETED"]
         return [ArtifactVersion(self, r.collection, rec) for rec in recs]
 
     # lineage and links (cas.api.runs, cas.api.links, cas.api.lineage) ----------------

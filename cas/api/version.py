@@ -8,9 +8,9 @@ import os
 from typing import Iterator
 
 from cas.api.entries import ArtifactEntry, entry_from_tree
-from cas.api.refs import split_collection
+from cas.api.refs import split_collection, ttl_seconds
 from cas.api.walk import find_entry, iter_files
-from cas.errors import EntryNotFound, UsageError, VerifyError
+from cas.errors import EntryNotFound, UsageError, VerifyError, VersionDeleted
 from cas.format.digest import to_text
 from cas.format.names import check_alias, check_name, check_path
 from cas.format.nodes import KIND_TREE
@@ -297,9 +297,27 @@ class ArtifactVersion:
 
     @ttl.setter
     def ttl(self, value) -> None:
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-            raise UsageError("ttl must be a non-negative number of seconds or None")
-        self._pending["ttl"] = value
+        self._pending["ttl"] = ttl_seconds(value)
+
+    @property
+    def expires_at(self) -> str | None:
+        """When gc may delete this version (its ttl, else its collection's default), or None."""
+        ttl = self.ttl
+        if ttl is None:
+            ttl = self._repo.collection_ttl(self._collection)
+        return None if ttl is None else _iso(self._rec["created_ns"] + ttl * 10**9)
+
+    def delete(self, delete_aliases: bool = False) -> None:
+        """Delete this version: it stops resolving; its history stays in 'cas log --all'.
+
+        Its objects are reclaimed by a later ``repo.gc()`` unless another version
+        (or a link to it) still needs them.
+
+        Raises:
+            DeleteRefused: Aliases point at it and ``delete_aliases`` is False.
+        """
+        self._repo.delete_version(self._collection, self._rec["version"], delete_aliases=delete_aliases)
+        self.reload()
 
     def save(self) -> "ArtifactVersion":
         """Write pending description, metadata and ttl changes as one log entry."""
@@ -441,6 +459,9 @@ class ArtifactVersion:
         from cas.api.artifact import Artifact
         from cas.api.drafttree import DraftTree
 
+        self._repo._pin_for_write()
+        if self.reload().state == "DELETED":
+            raise VersionDeleted(f"{self.qualified_name} was deleted; base the draft on a live version")
         draft = Artifact(self.collection, self.type, self.description, dict(self.metadata), repo=self._repo)
         draft._tree = DraftTree(self._repo.objects.get_tree, self._rec["digest"], self.size, self.file_count)
         draft._base = self

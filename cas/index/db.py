@@ -21,7 +21,7 @@ from cas.errors import IndexCorrupt, IndexDbError
 
 DB_NAMES = (
     b"meta", b"objects", b"packs", b"pack_names", b"collections", b"versions",
-    b"aliases", b"by_digest", b"statcache",
+    b"aliases", b"by_digest", b"statcache", b"condemned",
     b"runs", b"lineage", b"links", b"semvers",
 )
 MAP_SIZE = 1 << 38  # address space only; the file grows as data is written

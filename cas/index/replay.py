@@ -12,7 +12,7 @@ import msgpack
 
 from cas.errors import FormatError, StorageError
 from cas.format import records as R
-from cas.index.tables import E_LOGGED, E_USED, Tables
+from cas.index.tables import E_LOGGED, E_USED, K_GC_COUNT, U64, Tables
 from cas.storage.log import LogDir
 from cas.storage.packs import iter_pack_names, pack_path, read_pack_index, salvage_pack_index
 
@@ -34,14 +34,19 @@ def noted(t: Tables, key: bytes) -> list:
     return msgpack.unpackb(raw) if raw else []
 
 
-def index_pack(t: Tables, packs_dir: str, name: str) -> bool:
+def index_pack(t: Tables, packs_dir: str, name: str, repoint: bool = False) -> bool:
     """Index one sealed pack from its footer (salvaging if the footer is damaged).
 
+    Args:
+        repoint: Its objects replace the locations already indexed (gc's repacked packs).
+
     Returns:
-        True if the pack was readable and is now indexed.
+        True if the pack was readable and is now indexed (False for a condemned pack).
     """
     if t.pack_no(name) is not None:
         return True
+    if t.condemned_seq(name) is not None:
+        return False
     path = pack_path(packs_dir, name)
     try:
         entries = read_pack_index(path)
@@ -54,7 +59,7 @@ def index_pack(t: Tables, packs_dir: str, name: str) -> bool:
     except StorageError:
         _note(t, K_BAD_PACKS, name)
         return False
-    t.add_pack(name, entries)
+    t.add_pack(name, entries, repoint=repoint)
     return True
 
 
@@ -187,34 +192,60 @@ def _apply_version_change(t: Tables, seq: int, entry: dict, eid: bytes) -> None:
 
 
 def _apply_delete(t: Tables, seq: int, entry: dict, eid: bytes) -> None:
-    """Mark a version DELETED and drop its aliases; ``latest`` falls back to the newest live version.
-
-    Minimal form used by ``unlink``; objects stay until a garbage collector exists.
-    """
-    coll, version = entry["collection"], entry["version"]
+    """Mark a version DELETED, drop its aliases, and move ``latest`` to the newest live version."""
+    coll = entry["collection"]
+    version = entry["version"]
     rec = t.get_version(coll, version)
     if rec is None or rec.get("state") == "DELETED":
         return
     rec["state"] = "DELETED"
+    rec["deleted_ns"] = entry["time_ns"]
+    rec["delete_reason"] = entry.get("reason") if isinstance(entry.get("reason"), str) else None
     rec["updated_ns"] = entry["time_ns"]
     t.put_version(coll, version, rec)
     for alias, v in list(t.iter_aliases(coll)):
         if v == version:
             t.delete_alias(coll, alias)
-    for other in t.iter_versions(coll, reverse=True):
-        if other.get("state") != "DELETED":
-            t.set_alias(coll, "latest", other["version"])
-            break
+    if t.get_alias(coll, "latest") is None:
+        for other in t.iter_versions(coll, reverse=True):
+            if other.get("state") != "DELETED":
+                t.set_alias(coll, "latest", other["version"])
+                break
+
+
+def _apply_collection_update(t: Tables, seq: int, entry: dict, eid: bytes) -> None:
+    c = t.get_collection(entry["collection"])
+    if c is None:
+        return
+    if "ttl" in entry["fields"]:
+        c["ttl"] = entry["fields"]["ttl"]
+    c["updated_ns"] = entry["time_ns"]
+    t.put_collection(entry["collection"], c)
+
+
+def _apply_gc(t: Tables, seq: int, entry: dict, eid: bytes) -> None:
+    """Condemn packs; objects gc copied into its new packs (``packs``) now live there."""
+    for name in entry["condemned"]:
+        t.condemn_pack(name, seq)
+    t.put_meta(K_GC_COUNT, U64.pack(gc_count(t) + 1))
+
+
+def gc_count(t: Tables) -> int:
+    """Return how many gc entries this index has applied."""
+    raw = t.get_meta(K_GC_COUNT)
+    return U64.unpack(raw)[0] if raw else 0
 
 
 # op -> how it changes the index; every op in records.KNOWN_OPS has one
 APPLY = {
+    R.OP_DELETE: _apply_delete,
+    R.OP_COLLECTION_UPDATE: _apply_collection_update,
+    R.OP_GC: _apply_gc,
     R.OP_VERSION: _apply_version,
     R.OP_COLLECTION_TAGS: _apply_collection_tags,
     R.OP_ALIASES: _apply_version_change,
     R.OP_TAGS: _apply_version_change,
     R.OP_UPDATE: _apply_version_change,
-    R.OP_DELETE: _apply_delete,
     R.OP_LINK: _apply_link,
     R.OP_RUN: _apply_run,
     R.OP_USE: _apply_use,
@@ -253,9 +284,13 @@ def catch_up(db, log: LogDir, packs_dir: str, txn=None) -> int:
         except FormatError:
             _note(t, K_BAD_LOG, seq)
         else:
+            repoint = entry["op"] == R.OP_GC
+            if repoint:
+                for name in entry["condemned"]:
+                    t.condemn_pack(name, seq)
             for name in entry.get("packs") or []:
                 if isinstance(name, str) and len(name) == 64:
-                    index_pack(t, packs_dir, name)
+                    index_pack(t, packs_dir, name, repoint=repoint)
             apply_entry(t, seq, entry, R.entry_id(data))
         t.set_log_seq(seq)
     return seq
@@ -270,6 +305,18 @@ def rebuild(db, log: LogDir, packs_dir: str) -> tuple[int, int]:
     n = 0
     with db.write() as txn:
         t = Tables(db, txn)
+        # packs condemned anywhere in the log are never indexed: a live object they
+        # hold was copied to a newer pack first (docs/format.md §10.4)
+        seq = 0
+        while (data := log.read(seq + 1)) is not None:
+            seq += 1
+            try:
+                entry = R.decode_entry(data)
+            except FormatError:
+                continue
+            if entry["op"] == R.OP_GC:
+                for name in entry["condemned"]:
+                    t.condemn_pack(name, seq)
         for name in iter_pack_names(packs_dir):
             n += index_pack(t, packs_dir, name)
         seq = catch_up(db, log, packs_dir, txn)

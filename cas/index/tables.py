@@ -21,6 +21,9 @@ STAT = struct.Struct("<QQQqqqB32s")  # dev, ino, size, mtime_ns, ctime_ns, recor
 
 K_LOG_SEQ = b"log_seq"
 K_NEXT_PACK = b"next_pack"
+K_GC_COUNT = b"gc_count"
+# a pack number's value in ``packs`` is its name, plus this byte once a gc entry condemned it
+CONDEMNED_MARK = b"!"
 
 
 @dataclass(frozen=True)
@@ -89,9 +92,14 @@ class Tables:
         v = self.txn.get(name.encode(), db=self.d["pack_names"])
         return U32.unpack(v)[0] if v else None
 
-    def add_pack(self, name: str, entries) -> bool:
-        """Index a sealed pack and its objects; False if it was already indexed."""
-        if self.pack_no(name) is not None:
+    def add_pack(self, name: str, entries, repoint: bool = False) -> bool:
+        """Index a sealed pack and its objects; False if it was already indexed or is condemned.
+
+        An object already indexed stays where it is (first location wins) unless
+        its location is in a condemned pack, or ``repoint`` is set (gc's repacked
+        packs, whose copies replace the condemned ones).
+        """
+        if self.pack_no(name) is not None or self.condemned_seq(name) is not None:
             return False
         raw = self.txn.get(K_NEXT_PACK, db=self.d["meta"])
         no = U32.unpack(raw)[0] if raw else 0
@@ -100,43 +108,82 @@ class Tables:
         self.txn.put(U32.pack(no), name.encode(), db=self.d["packs"])
         objects = self.d["objects"]
         put = self.txn.put
+        any_condemned = self.count("condemned") > 0
         for e in entries:
-            # first location wins: an object already indexed stays where it is
-            put(e.id, OBJ.pack(no, e.offset, e.stored_len, e.raw_len, e.kind, e.codec), db=objects, overwrite=False)
+            value = OBJ.pack(no, e.offset, e.stored_len, e.raw_len, e.kind, e.codec)
+            if put(e.id, value, db=objects, overwrite=repoint) or not any_condemned:
+                continue
+            old = self.txn.get(e.id, db=objects)
+            if old is not None and self._pack_condemned(OBJ.unpack(old)[0]):
+                put(e.id, value, db=objects)
         return True
+
+    def _pack_condemned(self, no: int) -> bool:
+        v = self.txn.get(U32.pack(no), db=self.d["packs"])
+        return v is not None and bytes(v[-1:]) == CONDEMNED_MARK
 
     def pack_name(self, no: int) -> str:
         """Return the name of pack number ``no``."""
         v = self.txn.get(U32.pack(no), db=self.d["packs"])
         if v is None:
             raise IndexCorrupt(f"index names pack #{no} that it does not list; run 'cas fsck --rebuild-index'")
-        return bytes(v).decode()
+        return bytes(v[:64]).decode()
 
-    def iter_packs(self) -> Iterator[tuple[int, str]]:
-        """Yield ``(number, name)`` of every indexed pack."""
+    def iter_packs(self, condemned: bool = False) -> Iterator[tuple[int, str]]:
+        """Yield ``(number, name)`` of every indexed pack (condemned ones only if asked)."""
         with self.txn.cursor(db=self.d["packs"]) as cur:
             for k, v in cur:
-                yield U32.unpack(k)[0], bytes(v).decode()
+                if condemned or bytes(v[-1:]) != CONDEMNED_MARK:
+                    yield U32.unpack(k)[0], bytes(v[:64]).decode()
+
+    def condemn_pack(self, name: str, seq: int) -> None:
+        """Record that the gc entry at ``seq`` condemned pack ``name``.
+
+        Objects located in it read as absent from now on; the pack file may
+        still exist until gc deletes it (docs/format.md §10.4).
+        """
+        self.txn.put(name.encode(), U64.pack(seq), db=self.d["condemned"], overwrite=False)
+        no = self.pack_no(name)
+        if no is not None:
+            self.txn.put(U32.pack(no), name.encode() + CONDEMNED_MARK, db=self.d["packs"])
+
+    def condemned_seq(self, name: str) -> int | None:
+        """Return the seq of the gc entry that condemned a pack, or None."""
+        v = self.txn.get(name.encode(), db=self.d["condemned"])
+        return U64.unpack(v)[0] if v else None
+
+    def iter_condemned(self) -> Iterator[tuple[str, int]]:
+        """Yield ``(pack name, seq of the gc entry)`` of every condemned pack."""
+        with self.txn.cursor(db=self.d["condemned"]) as cur:
+            for k, v in cur:
+                yield bytes(k).decode(), U64.unpack(v)[0]
 
     def has_object(self, oid: bytes) -> bool:
-        """Return True if ``oid`` is indexed."""
-        return self.txn.get(oid, db=self.d["objects"]) is not None
+        """Return True if ``oid`` is indexed in a pack that is not condemned."""
+        v = self.txn.get(oid, db=self.d["objects"])
+        return v is not None and not self._pack_condemned(OBJ.unpack(v)[0])
 
     def locate(self, oid: bytes) -> Location | None:
-        """Return where ``oid`` is stored, or None."""
+        """Return where ``oid`` is stored, or None (also if only a condemned pack holds it)."""
         v = self.txn.get(oid, db=self.d["objects"])
         if v is None:
             return None
         no, off, slen, rlen, kind, codec = OBJ.unpack(v)
-        return Location(self.pack_name(no), off, slen, rlen, kind, codec)
+        name = self.txn.get(U32.pack(no), db=self.d["packs"])
+        if name is None:
+            raise IndexCorrupt(f"index names pack #{no} that it does not list; run 'cas fsck --rebuild-index'")
+        if bytes(name[-1:]) == CONDEMNED_MARK:
+            return None
+        return Location(bytes(name[:64]).decode(), off, slen, rlen, kind, codec)
 
     def iter_objects(self) -> Iterator[tuple[bytes, Location]]:
-        """Yield every indexed object and its location."""
+        """Yield every indexed object and its location, except those in condemned packs."""
         names = dict(self.iter_packs())
         with self.txn.cursor(db=self.d["objects"]) as cur:
             for k, v in cur:
                 no, off, slen, rlen, kind, codec = OBJ.unpack(v)
-                yield bytes(k), Location(names.get(no, "?"), off, slen, rlen, kind, codec)
+                if no in names:
+                    yield bytes(k), Location(names[no], off, slen, rlen, kind, codec)
 
     def count(self, table: str) -> int:
         """Return the number of records in a table."""

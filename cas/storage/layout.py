@@ -37,6 +37,16 @@ class StoreLayout:
         """Packs and entries being written."""
         return os.path.join(self.root, "tmp")
 
+    @property
+    def pins(self) -> str:
+        """One file per process with a write in progress (gc keeps what it may reuse)."""
+        return os.path.join(self.root, "pins")
+
+    @property
+    def locks(self) -> str:
+        """Leases of maintenance jobs (``locks/gc``)."""
+        return os.path.join(self.root, "locks")
+
     def make_dirs(self) -> None:
         """Create the directories of a new store."""
         for d in (self.root, self.packs, self.log, self.index, self.tmp):
