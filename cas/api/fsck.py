@@ -75,7 +75,8 @@ def fsck(repo, progress=None) -> FsckReport:
             findings.append(Finding("bad-log-entry", f"log/{seq:016d}", "does not parse; it was skipped"))
         locations = list(t.iter_objects())
         # versions from the same snapshot: every object they need is in ``locations``
-        versions = [(c, r) for c, _ in t.iter_collections() for r in t.iter_versions(c)]
+        versions = [(c, r) for c, _ in t.iter_collections() for r in t.iter_versions(c)
+                    if r.get("state") != "DELETED"]  # gc may have reclaimed a deleted version's objects
     # object lookups below must see at least that snapshot, not an older cached one
     # (another process may have logged since this Repo last read the index)
     objects.refresh()

@@ -34,7 +34,7 @@ from cas.errors import CasError, IntegrityError
 from cas.format import records as R
 from cas.format.codec import Codec
 from cas.format.digest import chunk_id, file_node_id, tree_node_id
-from cas.format.nodes import KIND_FILE, KIND_TREE, decode_file_node, decode_tree_node
+from cas.format.nodes import KIND_FILE, KIND_TREE
 from cas.format.pack import KIND_CHUNK, KIND_FILE_NODE, KIND_TREE_NODE
 from cas.index.replay import index_pack
 from cas.index.tables import Tables
@@ -236,8 +236,14 @@ def _collect(repo, report: GcReport, now_ns: int, grace_s: float, threshold: flo
 
     if dry_run:
         _account(report, packs, condemned, marker.live)
-        report.bytes_freed += _deletable_bytes(repo, pins, extra=condemned)
-        report.tmp_removed = len(_old_tmp_files(repo, cutoff))
+        report.bytes_copied = sum(e.stored_len for p in packs if p.name in condemned
+                                  for e in p.entries if e.id in marker.live)
+        freed = sum(p.size for p in packs if p.name in condemned)
+        freed += sum(os.path.getsize(path) for _n, path in _deletable(repo, pins))
+        tmp = _old_tmp_files(repo, cutoff)
+        report.tmp_removed = len(tmp)
+        freed += sum(os.path.getsize(path) for path in tmp if os.path.exists(path))
+        report.bytes_freed = freed - report.bytes_copied
         return
 
     new_packs: list[str] = []
@@ -367,17 +373,6 @@ def _deletable(repo, pins) -> list[tuple[str, str]]:
         if os.path.exists(path) and all(p.seen_seq >= seq for p in pins):
             out.append((name, path))
     return out
-
-
-def _deletable_bytes(repo, pins, extra: set[str]) -> int:
-    total = 0
-    names = {n for n, _ in _deletable(repo, pins)} | (extra if not pins else set())
-    for name in names:
-        try:
-            total += os.path.getsize(pack_path(repo.layout.packs, name))
-        except FileNotFoundError:
-            pass
-    return total
 
 
 def _delete_condemned(repo, report: GcReport) -> None:

@@ -131,13 +131,14 @@ def cmd_ls(args) -> int:
 def cmd_log(args) -> int:
     """Show the version history of a collection."""
     with _repo(args) as repo:
-        versions = repo.artifacts(args.name)
+        versions = repo.artifacts(args.name, include_deleted=args.all)
         if args.json:
             print_json([v.json_encode() for v in versions])
             return 0
         for v in versions:
             al = f" ({', '.join(v.aliases)})" if v.aliases else ""
-            print(f"{v.qualified_name}{al}")
+            gone = "  [DELETED]" if v.state == "DELETED" else ""
+            print(f"{v.qualified_name}{al}{gone}")
             print(f"  digest  {v.digest}")
             print(f"  date    {v.created_at}")
             print(f"  files   {v.file_count}, {human_size(v.size)}")
@@ -322,4 +323,83 @@ def cmd_stats(args) -> int:
             if k.endswith("_bytes"):
                 v = f"{v} ({human_size(v)})"
             print(f"{k:14} {v}")
+    return 0
+
+
+def parse_duration(text: str) -> int | None:
+    """Return seconds for '3600', '90s', '90m', '12h', '30d', '2w'; None for 'none'.
+
+    Raises:
+        UsageError: Anything else.
+    """
+    from cas.errors import UsageError
+
+    t = text.strip().lower()
+    if t in ("none", "never", "off"):
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    num, unit = (t[:-1], t[-1]) if t and t[-1] in units else (t, "s")
+    try:
+        value = float(num)
+    except ValueError:
+        raise UsageError(f"bad duration {text!r}: use seconds or a number with s, m, h, d or w (e.g. 30d)") from None
+    if value < 0:
+        raise UsageError(f"bad duration {text!r}: it must not be negative")
+    return int(value * units[unit])
+
+
+def cmd_rm(args) -> int:
+    """Delete versions."""
+    with _repo(args) as repo:
+        done = []
+        for ref in args.refs:
+            v = repo.artifact(ref)
+            v.delete(delete_aliases=args.delete_aliases)
+            done.append(v.qualified_name)
+        if args.json:
+            print_json({"deleted": done})
+        else:
+            for name in done:
+                print(f"deleted {name}")
+            print("run 'cas gc' to reclaim the space no other version needs")
+    return 0
+
+
+def cmd_ttl(args) -> int:
+    """Set a version's ttl or a collection's default ttl."""
+    seconds = parse_duration(args.duration)
+    with _repo(args) as repo:
+        if args.collection:
+            repo.set_collection_ttl(args.ref, seconds)
+            target = args.ref
+        else:
+            v = repo.artifact(args.ref)
+            v.ttl = seconds
+            v.save()
+            target = v.qualified_name
+        if args.json:
+            print_json({"target": target, "ttl": seconds})
+        else:
+            print(f"{target}: ttl {'none' if seconds is None else f'{seconds} s'}")
+    return 0
+
+
+def cmd_gc(args) -> int:
+    """Run garbage collection."""
+    grace = None if args.grace is None else parse_duration(args.grace)
+    with _repo(args) as repo:
+        report = repo.gc(dry_run=args.dry_run, grace=grace)
+        if args.json:
+            print_json(report.to_dict())
+            return 0
+        verb = "would free" if report.dry_run else "freed"
+        for label in report.expired:
+            print(f"{'would delete' if report.dry_run else 'deleted'} expired {label}")
+        for label in report.expired_kept:
+            print(f"kept expired {label}: an alias points at it")
+        print(f"packs: {report.packs_total} examined, {report.packs_condemned} condemned "
+              f"({report.packs_repacked} repacked), {report.packs_deleted} deleted, "
+              f"{report.packs_waiting} waiting for writers")
+        print(f"objects: {report.objects_live} live, {report.objects_garbage} garbage")
+        print(f"{verb} {human_size(max(report.bytes_freed, 0))} ({max(report.bytes_freed, 0)} bytes)")
     return 0

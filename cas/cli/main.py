@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("log", help="version history of an artifact, newest first")
     s.add_argument("name")
+    s.add_argument("--all", action="store_true", help="include deleted versions")
 
     s = sub.add_parser("show", help="details of one version")
     s.add_argument("ref")
@@ -111,6 +112,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("unlink", help="remove a link version (its source stays)")
     s.add_argument("ref")
+
+    s = sub.add_parser("rm", help="delete versions (history stays in 'cas log --all'; gc reclaims the data)")
+    s.add_argument("refs", nargs="+", metavar="REF")
+    s.add_argument("--delete-aliases", action="store_true", help="also remove aliases that point at them")
+
+    s = sub.add_parser("ttl", help="set the time to live of a version, or a collection's default")
+    s.add_argument("ref", help="a version (NAME:vN), or with --collection a collection NAME")
+    s.add_argument("duration", help="e.g. 3600, 90m, 12h, 30d, 2w; 'none' to clear")
+    s.add_argument("--collection", action="store_true", help="set the collection's default ttl")
+
+    s = sub.add_parser("gc", help="delete expired versions and reclaim space no live version needs")
+    s.add_argument("--dry-run", "-n", action="store_true", help="report what would be freed; change nothing")
+    s.add_argument("--grace", default=None, metavar="DURATION",
+                   help="never touch data written within this time (default 24h)")
     return p
 
 

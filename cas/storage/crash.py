@@ -17,6 +17,11 @@ CRASH_POINTS = (
     "log-entry-linked",
     "index-applied",
 )
+# reached only by gc (cas/api/gc.py)
+GC_CRASH_POINTS = (
+    "gc-repacked",
+    "gc-pack-deleted",
+)
 CRASH_EXIT = 77
 
 
