@@ -345,10 +345,10 @@ def _repack(repo, packs: list[_Pack], live: set[bytes], copied: set[bytes], repo
                 copied.add(e.id)
                 report.bytes_copied += e.stored_len
                 if writer.size >= PACK_TARGET_SIZE:
-                    sealed.append(writer.seal())
+                    sealed.append(writer.seal(avoid=repo.objects.is_condemned))
                     writer = None
         if writer is not None:
-            sealed.append(writer.seal())
+            sealed.append(writer.seal(avoid=repo.objects.is_condemned))
             writer = None
     finally:
         if writer is not None:

@@ -43,10 +43,15 @@ def index_pack(t: Tables, packs_dir: str, name: str, repoint: bool = False) -> b
     Returns:
         True if the pack was readable and is now indexed (False for a condemned pack).
     """
-    if t.pack_no(name) is not None:
-        return True
     if t.condemned_seq(name) is not None:
         return False
+    if t.pack_no(name) is not None:
+        if repoint:  # gc may write a pack identical to one an interrupted gc left behind
+            try:
+                t.repoint(name, read_pack_index(pack_path(packs_dir, name)))
+            except (FormatError, StorageError):
+                return False
+        return True
     path = pack_path(packs_dir, name)
     try:
         entries = read_pack_index(path)

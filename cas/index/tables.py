@@ -118,6 +118,13 @@ class Tables:
                 put(e.id, value, db=objects)
         return True
 
+    def repoint(self, name: str, entries) -> None:
+        """Make an indexed pack the location of all its objects."""
+        no = self.pack_no(name)
+        objects = self.d["objects"]
+        for e in entries:
+            self.txn.put(e.id, OBJ.pack(no, e.offset, e.stored_len, e.raw_len, e.kind, e.codec), db=objects)
+
     def _pack_condemned(self, no: int) -> bool:
         v = self.txn.get(U32.pack(no), db=self.d["packs"])
         return v is not None and bytes(v[-1:]) == CONDEMNED_MARK

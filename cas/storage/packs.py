@@ -12,9 +12,11 @@ import uuid
 from typing import Iterator
 
 from cas.errors import FormatError, StorageError
-from cas.format.digest import pack_hasher
+from cas.format.codec import CODEC_RAW
+from cas.format.digest import chunk_id, pack_hasher
 from cas.format.pack import (
     HEADER_SIZE,
+    KIND_CHUNK,
     RECORD_SIZE,
     TRAILER_SIZE,
     PackEntry,
@@ -63,22 +65,35 @@ class PackWriter:
         self.entries.append(entry)
         return entry
 
-    def seal(self) -> str:
+    def seal(self, avoid=None) -> str:
         """Write the footer, fsync, and atomically publish the pack.
 
         Returns:
             The pack's name (64 hex).
         """
-        return self.publish(self.finish())
+        return self.publish(self.finish(avoid))
 
-    def finish(self) -> str:
+    def finish(self, avoid=None) -> str:
         """Write the footer; return the pack's name. No more objects may be added.
 
         The pack is not durable or visible until ``publish``, which may run in
         another thread (the caller hands the writer over and never touches it again).
+
+        Args:
+            avoid: ``avoid(name)`` is True for names this pack must not get (packs gc
+                condemned); a small random chunk is appended until the name is free.
         """
-        self._write(encode_footer(self.entries))
-        self.name = self._hash.hexdigest()
+        while True:
+            footer = encode_footer(self.entries)
+            hasher = self._hash.copy()
+            hasher.update(footer)
+            name = hasher.hexdigest()
+            if avoid is None or not avoid(name):
+                break
+            pad = os.urandom(32)
+            self.add(chunk_id(pad), KIND_CHUNK, CODEC_RAW, len(pad), pad)
+        self._write(footer)
+        self.name = name
         return self.name
 
     def publish(self, name: str) -> str:

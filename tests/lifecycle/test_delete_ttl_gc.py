@@ -201,3 +201,27 @@ def test_an_expired_lease_is_broken(repo):
     assert lease.held
     repo.gc(grace=0)
     assert not os.path.exists(os.path.join(repo.layout.locks, "gc"))
+
+
+def test_logging_bytes_identical_to_a_reclaimed_pack_again(repo, tmp_path):
+    # the same single file logged alone twice writes a byte-identical pack, whose name
+    # gc condemned in between: the new pack must get another name or its objects are lost
+    src = tmp_path / "same"
+    src.mkdir()
+    (src / "a.bin").write_bytes(_unique(11))
+
+    def log_it():
+        a = cas.Artifact("solo", "dataset", repo=repo)
+        a.add_file(str(src / "a.bin"))
+        return repo.log_artifact(a)
+
+    log_it()
+    log_files(repo, tmp_path, {"b": _unique(12)}, name="solo")
+    first = set(iter_pack_names(repo.layout.packs))
+    repo.artifact("solo:v0").delete()
+    assert repo.gc(grace=0).packs_deleted >= 1
+    os.utime(src / "a.bin")  # no stat-cache shortcut: the bytes are read and stored again
+    v = log_it()
+    assert read_tree(v.download(tmp_path / "out")) == {"a.bin": _unique(11)}
+    assert repo.verify().findings == []
+    assert set(iter_pack_names(repo.layout.packs)) - first

@@ -158,3 +158,22 @@ def test_reader_with_few_handles_still_reads_every_pack(dirs):
         assert len(r._fds) <= 2
     finally:
         r.close()
+
+
+def test_seal_avoids_a_condemned_name(tmp_path):
+    from cas.storage.packs import PackWriter, read_pack_index
+
+    packs, tmp = str(tmp_path / "packs"), str(tmp_path / "tmp")
+    os.makedirs(tmp, exist_ok=True)
+
+    def one(avoid=None):
+        w = PackWriter(packs, tmp)
+        w.add(b"\x01" * 32, 1, 0, 3, b"abc")
+        return w.seal(avoid=avoid)
+
+    first = one()
+    assert one() == first  # identical bytes, identical name
+    other = one(avoid=lambda name: name == first)
+    assert other != first
+    ids = [e.id for e in read_pack_index(os.path.join(packs, other[:2], other + ".pack"))]
+    assert ids[0] == b"\x01" * 32 and len(ids) == 2  # the object, then the padding chunk
