@@ -12,6 +12,7 @@ import pytest
 import cas
 from cas.api import gc as gc_mod
 from cas.errors import DeleteRefused, GcBusy, UsageError, VersionDeleted
+import cas.storage.pins
 from cas.storage.lease import Lease
 from cas.storage.packs import iter_pack_names
 from tests.api.helpers import log_files
@@ -225,3 +226,40 @@ def test_logging_bytes_identical_to_a_reclaimed_pack_again(repo, tmp_path):
     assert read_tree(v.download(tmp_path / "out")) == {"a.bin": _unique(11)}
     assert repo.verify().findings == []
     assert set(iter_pack_names(repo.layout.packs)) - first
+
+
+def test_a_writer_that_reused_condemned_objects_keeps_them_and_publishes(repo, tmp_path):
+    x = _unique(21)
+    log_files(repo, tmp_path, {"x.bin": x})
+    log_files(repo, tmp_path, {"y.bin": _unique(22)})
+    src = tmp_path / "w"
+    src.mkdir()
+    (src / "x-again.bin").write_bytes(x)
+    with cas.Repo(repo.root) as writer:
+        draft = cas.Artifact("other", "dataset", repo=writer)
+        draft.add_file(str(src / "x-again.bin"))  # dedups against v0's chunks: writer's pin is taken
+        repo.artifact("data:v0").delete()
+        report = repo.gc(grace=0)
+        assert report.packs_condemned >= 1
+        assert report.packs_deleted == 0 and report.packs_waiting >= 1  # the writer's pin keeps them
+        v = writer.log_artifact(draft)  # finds the condemned chunks and stores them again
+        assert read_tree(v.download(tmp_path / "out")) == {"x-again.bin": x}
+        assert repo.gc(grace=0).packs_deleted == 0  # its pin still predates the condemnation
+    report = repo.gc(grace=0)
+    assert report.packs_deleted >= 1 and report.packs_waiting == 0
+    assert read_tree(repo.artifact("other").download(tmp_path / "out2")) == {"x-again.bin": x}
+    assert repo.verify().findings == []
+
+
+def test_a_killed_writer_does_not_block_gc_forever(repo, tmp_path):
+    import json as _json
+
+    log_files(repo, tmp_path, {"a": _unique(1)})
+    log_files(repo, tmp_path, {"a": _unique(2)})
+    repo.artifact("data:v0").delete()
+    # the pin of a process that no longer exists, which had seen nothing
+    with open(os.path.join(repo.layout.pins, "ghost"), "w") as f:
+        _json.dump({"host": cas.storage.pins.HOST, "pid": 2**22 + 12345, "started_ns": 0, "seen_seq": 0}, f)
+    report = repo.gc(grace=0)
+    assert report.pins_active == 0 and report.packs_deleted >= 1
+    assert not os.path.exists(os.path.join(repo.layout.pins, "ghost"))
