@@ -73,6 +73,7 @@ class Artifact:
             from cas.api.repo import Repo, only_open_repo
 
             self._repo = only_open_repo() or Repo()
+        self._repo._drafts.add(self)
         return self._repo
 
     def _draft_tree(self) -> DraftTree:

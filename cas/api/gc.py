@@ -204,8 +204,7 @@ def _live_digests(repo) -> tuple[int, list[bytes]]:
 
 def _collect(repo, report: GcReport, now_ns: int, grace_s: float, threshold: float,
              dry_run: bool, lease) -> None:
-    own_pin = repo.pin.path
-    pins = [p for p in active_pins(repo.layout.pins, now_ns) if p.path != own_pin]
+    pins = active_pins(repo.layout.pins, now_ns)
     report.pins_active = len(pins)
     cutoff = min([now_ns - int(grace_s * 1e9)] + [p.started_ns for p in pins])
     with repo.db.read() as txn:
@@ -376,9 +375,8 @@ def _deletable(repo, pins) -> list[tuple[str, str]]:
 
 
 def _delete_condemned(repo, report: GcReport) -> None:
-    own_pin = repo.pin.path
     # re-read the pins after the gc entry is durable (docs/format.md §10.4)
-    pins = [p for p in active_pins(repo.layout.pins) if p.path != own_pin]
+    pins = active_pins(repo.layout.pins)
     deletable = _deletable(repo, pins)
     with repo.db.read() as txn:
         waiting = sum(1 for name, _ in Tables(repo.db, txn).iter_condemned()

@@ -172,6 +172,7 @@ class Repo:
         self.ingester = FileIngester(self.objects, self.chunker, self.db)
         self.pin = Pin(self.layout.pins)
         self._pin_gc_epoch = 0
+        self._drafts: "weakref.WeakSet[Artifact]" = weakref.WeakSet()  # drafts with writes in progress
         self.objects.before_write = self._pin_for_write
         self.objects.catch_up = self._catch_up
         self.closed = False
@@ -303,12 +304,18 @@ class Repo:
         if src is not self:
             self._copy_from(src, root)
         self._pin_for_write()
-        for _attempt in range(10):
-            try:
-                return self._publish_version(artifact, coll, root, size, n_files, aliases, tags)
-            except _ReusedCondemned:
-                self._rescue(root)
-        raise ConcurrentUpdateError(f"gc kept reclaiming objects {coll} reuses; retry when gc is done")
+        try:
+            for _attempt in range(10):
+                try:
+                    return self._publish_version(artifact, coll, root, size, n_files, aliases, tags)
+                except _ReusedCondemned:
+                    self._rescue(root)
+            raise ConcurrentUpdateError(f"gc kept reclaiming objects {coll} reuses; retry when gc is done")
+        finally:
+            for r in {self, src}:
+                r._drafts.discard(artifact)
+                if not r._drafts:
+                    r.pin.release()
 
     def _publish_version(self, artifact, coll, root, size, n_files, aliases, tags) -> ArtifactVersion:
         packs = self.objects.take_sealed()

@@ -465,6 +465,7 @@ class ArtifactVersion:
         draft = Artifact(self.collection, self.type, self.description, dict(self.metadata), repo=self._repo)
         draft._tree = DraftTree(self._repo.objects.get_tree, self._rec["digest"], self.size, self.file_count)
         draft._base = self
+        self._repo._drafts.add(draft)
         draft._project = self.project
         return draft
 
