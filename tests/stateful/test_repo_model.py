@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 import cas
-from cas.errors import NothingToRemove, PathConflict
+from cas.errors import DeleteRefused, NothingToRemove, PathConflict, VersionDeleted
 from cas.format.chunker import Chunker, ChunkerParams
 from cas.format.digest import chunk_id, to_text
 from cas.format.nodes import build_file_nodes
@@ -95,6 +95,7 @@ class RepoModel(RuleBasedStateMachine):
         self.versions: dict[str, list[dict]] = {}
         self.aliases: dict[str, dict[str, int]] = {}
         self.tags: dict[str, list[set]] = {}
+        self.deleted: dict[str, set[int]] = {}
         self.draft = None
         self.draft_files: dict[str, bytes] = {}
 
@@ -112,7 +113,9 @@ class RepoModel(RuleBasedStateMachine):
         return p
 
     def _logged(self):
-        return [(c, i) for c, vs in self.versions.items() for i in range(len(vs))]
+        """Every version that was logged and not deleted."""
+        return [(c, i) for c, vs in self.versions.items() for i in range(len(vs))
+                if i not in self.deleted.get(c, ())]
 
     # drafts ---------------------------------------------------------------------
     @initialize(name=st.sampled_from(sorted(COLLECTIONS)))
@@ -197,7 +200,7 @@ class RepoModel(RuleBasedStateMachine):
         versions = self.versions.setdefault(name, [])
         al = self.aliases.setdefault(name, {})
         vtags = self.tags.setdefault(name, [])
-        if versions and versions[al["latest"]] == self.draft_files:
+        if versions and "latest" in al and versions[al["latest"]] == self.draft_files:
             idx = al["latest"]  # same content as latest: a no-op that still applies aliases and tags
             vtags[idx] |= set(tags)
         else:
@@ -212,7 +215,7 @@ class RepoModel(RuleBasedStateMachine):
         self.draft = None
         self.draft_files = {}
 
-    @precondition(lambda self: self.versions)
+    @precondition(lambda self: self._logged())
     @rule(data=st.data())
     def new_draft_from_version(self, data):
         name, idx = data.draw(st.sampled_from(self._logged()))
@@ -221,7 +224,7 @@ class RepoModel(RuleBasedStateMachine):
         self.draft_files = dict(self.versions[name][idx])
 
     # named state ------------------------------------------------------------------
-    @precondition(lambda self: self.versions)
+    @precondition(lambda self: self._logged())
     @rule(data=st.data(), add=st.lists(st.sampled_from(ALIASES), unique=True, max_size=2),
           remove=st.lists(st.sampled_from(ALIASES), unique=True, max_size=2))
     def update_aliases(self, data, add, remove):
@@ -235,7 +238,7 @@ class RepoModel(RuleBasedStateMachine):
         for a in add:
             al[a] = idx
 
-    @precondition(lambda self: self.versions)
+    @precondition(lambda self: self._logged())
     @rule(data=st.data(), add=st.lists(st.sampled_from(TAGS), unique=True, max_size=2),
           remove=st.lists(st.sampled_from(TAGS), unique=True, max_size=2))
     def update_tags(self, data, add, remove):
@@ -247,8 +250,48 @@ class RepoModel(RuleBasedStateMachine):
         t |= set(add)
         assert set(got) == t
 
+    # lifecycle -----------------------------------------------------------------------
+    @precondition(lambda self: self._logged())
+    @rule(data=st.data(), delete_aliases=st.booleans())
+    def delete_version(self, data, delete_aliases):
+        name, idx = data.draw(st.sampled_from(self._logged()))
+        al = self.aliases[name]
+        held = [a for a, i in al.items() if i == idx and a != "latest"]
+        v = self.repo.artifact(f"{name}:v{idx}")
+        if held and not delete_aliases:
+            try:
+                v.delete()
+            except DeleteRefused:
+                return
+            raise AssertionError(f"deleting {name}:v{idx} with aliases {held} should have been refused")
+        v.delete(delete_aliases=delete_aliases)
+        assert v.state == "DELETED"
+        self.deleted.setdefault(name, set()).add(idx)
+        for a in [a for a, i in al.items() if i == idx]:
+            del al[a]
+        live = [i for i in range(len(self.versions[name])) if i not in self.deleted[name]]
+        if live:
+            al["latest"] = max(live)
+
+    @rule()
+    def gc(self):
+        """gc with no grace: every live version (and the draft in progress) stays byte-identical."""
+        self.repo.gc(grace=0)
+        for name, idx in self._logged():
+            dest = tempfile.mkdtemp(dir=self.base, prefix="gc-")
+            root = self.repo.artifact(f"{name}:v{idx}").download(dest)
+            assert read_tree(root) == self.versions[name][idx], f"{name}:v{idx} changed after gc"
+            shutil.rmtree(dest)
+        for name, gone in self.deleted.items():
+            for idx in gone:
+                try:
+                    self.repo.artifact(f"{name}:v{idx}")
+                except VersionDeleted:
+                    continue
+                raise AssertionError(f"{name}:v{idx} was deleted but still resolves")
+
     # files on disk --------------------------------------------------------------------
-    @precondition(lambda self: self.versions)
+    @precondition(lambda self: self._logged())
     @rule(data=st.data())
     def download_fresh(self, data):
         name, idx = data.draw(st.sampled_from(self._logged()))
@@ -257,7 +300,7 @@ class RepoModel(RuleBasedStateMachine):
         assert read_tree(root) == self.versions[name][idx]
         shutil.rmtree(dest)
 
-    @precondition(lambda self: self.versions)
+    @precondition(lambda self: self._logged())
     @rule(data=st.data(), junk=st.lists(st.tuples(logical_paths, st.sampled_from(["file", "dir", "link"])),
                                         max_size=3))
     def checkout_shared(self, data, junk):
@@ -311,7 +354,9 @@ class RepoModel(RuleBasedStateMachine):
     def versions_match_model(self):
         for name, versions in self.versions.items():
             listed = self.repo.artifacts(name)
-            assert [v.version for v in listed] == [f"v{i}" for i in reversed(range(len(versions)))]
+            gone = self.deleted.get(name, set())
+            assert [v.version for v in listed] == [f"v{i}" for i in reversed(range(len(versions))) if i not in gone]
+            assert len(self.repo.artifacts(name, include_deleted=True)) == len(versions)
             for v in listed:
                 files = versions[v.version_index]
                 assert v.state == "COMMITTED"
@@ -335,7 +380,14 @@ class RepoModel(RuleBasedStateMachine):
                 except cas.errors.VersionNotFound:
                     continue
                 raise AssertionError(f"alias {alias!r} of {name} should not exist")
-            assert self.repo.artifact(name).version_index == al["latest"]
+            if "latest" in al:
+                assert self.repo.artifact(name).version_index == al["latest"]
+            else:
+                try:
+                    self.repo.artifact(name)
+                except VersionDeleted:
+                    continue
+                raise AssertionError(f"every version of {name} was deleted, yet it resolves")
 
     @invariant()
     def draft_matches_model(self):
