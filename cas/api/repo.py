@@ -69,6 +69,17 @@ def _first_missing(objects, t: Tables, root: bytes) -> bytes | None:
     return first_missing(objects, t, root)
 
 
+def _weak_method(obj, name: str):
+    ref = weakref.ref(obj)
+
+    def call():
+        target = ref()
+        if target is not None:
+            getattr(target, name)()
+
+    return call
+
+
 def _forget_pins_in_child() -> None:
     for repo in list(_open_repos):
         repo.pin.forget_after_fork()
@@ -173,8 +184,9 @@ class Repo:
         self.pin = Pin(self.layout.pins)
         self._pin_gc_epoch = 0
         self._drafts: "weakref.WeakSet[Artifact]" = weakref.WeakSet()  # drafts with writes in progress
-        self.objects.before_write = self._pin_for_write
-        self.objects.catch_up = self._catch_up
+        # weak: a Repo nobody closed must still be freed by reference counting
+        self.objects.before_write = _weak_method(self, "_pin_for_write")
+        self.objects.catch_up = _weak_method(self, "_catch_up")
         self.closed = False
         self._sync_index()
         _open_repos.add(self)
