@@ -319,7 +319,8 @@ class Repo:
         try:
             for _attempt in range(10):
                 try:
-                    return self._publish_version(artifact, coll, root, size, n_files, aliases, tags)
+                    return self._publish_version(artifact, coll, root, size, n_files, aliases, tags,
+                                                 requested, run_id)
                 except _ReusedCondemned:
                     self._rescue(root)
             raise ConcurrentUpdateError(f"gc kept reclaiming objects {coll} reuses; retry when gc is done")
@@ -329,7 +330,8 @@ class Repo:
                 if not r._drafts:
                     r.pin.release()
 
-    def _publish_version(self, artifact, coll, root, size, n_files, aliases, tags) -> ArtifactVersion:
+    def _publish_version(self, artifact, coll, root, size, n_files, aliases, tags, requested,
+                         run_id) -> ArtifactVersion:
         packs = self.objects.take_sealed()
         self.ingester.commit_stat_cache()
         existing: list[int] = []

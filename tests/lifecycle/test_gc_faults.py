@@ -75,7 +75,6 @@ def test_gc_running_while_writers_log_and_delete(tmp_path):
     out, err = collector.communicate(timeout=240)
     assert collector.returncode == 0, err
     ok(run_child(GC_ONCE, {"repo": str(path)}))  # and once more with every writer gone
-    repo = init_repo.__globals__["cas"].Repo(path) if False else None
     import cas
 
     with cas.Repo(path) as repo:
@@ -106,7 +105,6 @@ def test_a_crash_during_gc_leaves_the_store_consistent(tmp_path, point):
         for i in (2, 3):
             assert downloaded(repo.artifact(f"data:v{i}"), tmp_path / "a" / str(i)) == contents[i]
         # the crashed gc's lease expires; a later gc (after it) finishes the job
-        from cas.storage.lease import read_lease
         import os
         lease = os.path.join(repo.layout.locks, "gc")
         if os.path.exists(lease):
