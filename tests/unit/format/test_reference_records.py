@@ -78,3 +78,17 @@ def test_unsorted_record_map_is_not_canonical():
     unsorted = dict(reversed(list(m.items())))
     with pytest.raises(FormatError):
         decode_tree_node(_raw("a", KIND_REFERENCE, REF.id, 4, unsorted))
+
+
+def test_reference_vectors_in_the_json_are_reproduced():
+    import json
+    from pathlib import Path
+
+    vec = json.loads((Path(__file__).resolve().parents[2] / "compat" / "vectors" / "format_v1.json").read_text())
+    assert vec["references"]
+    for v in vec["references"]:
+        ref = reference_from_map(v["record"])
+        assert ref.encode().hex() == v["encoded"] and ref.id.hex() == v["id"]
+        tree = encode_tree_node([reference_entry(v["tree_entry_name"], ref)])
+        assert tree.hex() == v["tree_encoded"] and tree_node_id(tree).hex() == v["tree_id"]
+        assert decode_tree_node(tree)[0].reference == ref
