@@ -302,6 +302,72 @@ class GcBusy(ConcurrentUpdateError):
     """Another gc holds the store's gc lease; wait for it or for the lease to expire."""
 
     exit_code = 42
+class InvalidUri(UsageError):
+    """A reference URI does not parse or uses an unsupported scheme."""
+
+    exit_code = 2
+
+    def __init__(self, uri: object, reason: str) -> None:
+        self.uri = uri
+        super().__init__(f"invalid reference URI {uri!r}: {reason}")
+
+
+class TooManyObjects(UsageError):
+    """A reference prefix or directory holds more objects than ``max_objects`` allows."""
+
+    exit_code = 2
+
+    def __init__(self, uri: str, count: int, limit: int) -> None:
+        self.uri = uri
+        self.count = count
+        self.limit = limit
+        super().__init__(
+            f"{uri} holds {count} objects, more than max_objects={limit}; nothing was added: "
+            f"pass max_objects={count} (or more) or reference a narrower prefix"
+        )
+
+
+class ReferenceMissing(NotFound):
+    """A referenced object (or its recorded version) does not exist at its URI."""
+
+    exit_code = 45
+
+    def __init__(self, refs: list, reason: str = "") -> None:
+        self.refs = [tuple(r) for r in refs]  # (logical path, uri)
+        shown = ", ".join(f"{p} ({u})" if p else u for p, u in self.refs[:5]) + (" ..." if len(self.refs) > 5 else "")
+        why = reason or "no longer exist(s) at the source"
+        super().__init__(
+            f"{len(self.refs)} referenced object(s) {why}: {shown}; restore them, or pass "
+            "allow_missing_references=True (cas get --allow-missing-references) to skip them"
+        )
+
+
+class ReferenceChanged(IntegrityError):
+    """A referenced object differs from the size or checksum recorded when it was added."""
+
+    exit_code = 46
+
+    def __init__(self, path: str, uri: str, expected: str, actual: str) -> None:
+        self.path = path
+        self.uri = uri
+        self.expected = expected
+        self.actual = actual
+        at = f"{path} ({uri})" if path else uri
+        super().__init__(
+            f"referenced object {at} changed since it was added: expected {expected}, found {actual}; "
+            "restore the original object or log a new version that references the current one"
+        )
+
+
+class ReferenceUnreachable(StorageError):
+    """A referenced object's source cannot be reached (network, credentials, missing filesystem)."""
+
+    exit_code = 47
+
+    def __init__(self, uri: str, reason: str) -> None:
+        self.uri = uri
+        self.reason = reason
+        super().__init__(f"cannot reach {uri}: {reason}")
 
 
 

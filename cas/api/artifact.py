@@ -18,7 +18,7 @@ import warnings
 
 from cas.api import semvers as _semvers
 from cas.api.drafttree import DraftTree, FileRef, PendingFile
-from cas.api.entries import ArtifactEntry
+from cas.api.entries import ArtifactEntry, entry_from_reference
 from cas.api.ingest import is_executable, walk_files
 from cas.errors import (
     ArtifactFinalizedError,
@@ -30,6 +30,7 @@ from cas.errors import (
 )
 from cas.format.digest import to_text
 from cas.format.names import check_name, check_path
+from cas.format.nodes import Reference
 from cas.format.records import check_metadata
 
 POLICIES = ("mutable", "immutable")
@@ -236,6 +237,49 @@ class Artifact:
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)
 
+    def add_reference(self, uri, name: str | None = None, checksum: bool = True,
+                      max_objects: int | None = None) -> list[ArtifactEntry]:
+        """Add an object (or every object under a prefix) that stays outside the store.
+
+        Schemes: ``file://``, ``s3://``, ``gs://``, ``http(s)://``. The entry
+        records the URI, the size and the strongest checksum the source offers
+        (the cas file id for files, ETag and version id on S3, MD5 or CRC32C and
+        generation on GCS, ETag on HTTP); the bytes are never copied into the
+        store. ``download`` fetches them and checks them against the record.
+
+        Args:
+            uri: The object, directory or prefix.
+            name: Logical path of a single object (default: its base name), or
+                the directory a prefix's objects go under (default: the root).
+            checksum: False records only the URI and size (W&B semantics).
+            max_objects: Most objects a prefix may expand to (default 10,000,000);
+                more is an error, never a silent truncation.
+
+        Returns:
+            The entries added.
+
+        Raises:
+            InvalidUri: Unsupported scheme or malformed URI.
+            TooManyObjects: More than ``max_objects`` objects; nothing is added.
+            ReferenceMissing: Nothing exists at ``uri``.
+            ReferenceUnreachable: The source cannot be reached, or its fsspec
+                filesystem (s3fs, gcsfs) is not installed.
+            PathConflict: A logical path is already a directory or below a file.
+            ArtifactFinalizedError: The artifact is logged.
+        """
+        self._check_draft("add references")
+        repo = self._bound()
+        found = repo.reference_client().resolve(uri, name=name, checksum=checksum, max_objects=max_objects)
+        repo.ingester.commit_stat_cache()
+        tree = self._draft_tree()
+        for logical, _ref in found:
+            tree.check_settable(logical)
+        out = []
+        for logical, ref in found:
+            tree.set(logical, ref)
+            out.append(entry_from_reference(logical, ref))
+        return out
+
     def add(self, obj, name: str) -> ArtifactEntry:
         """Store a JSON-serializable object as the file ``name`` (``.json`` appended if absent)."""
         self._check_draft("add objects")
@@ -260,6 +304,8 @@ class Artifact:
         entry = self._lookup(logical)
         repo = self._bound()
         repo.objects.flush()
+        if isinstance(entry, Reference):
+            raise UsageError(f"{logical!r} in draft {self.name!r} is a reference ({entry.uri}), not a stored object")
         if isinstance(entry, PendingFile):
             with open(entry.local_path, "rb") as f:
                 return json.loads(f.read())
@@ -290,6 +336,8 @@ class Artifact:
         return e
 
     def _entry(self, logical: str, e) -> ArtifactEntry:
+        if isinstance(e, Reference):
+            return entry_from_reference(logical, e)
         if isinstance(e, PendingFile):
             return ArtifactEntry(logical, None, e.size, e.executable, local_path=e.local_path)
         return ArtifactEntry(logical, to_text(e.id), e.size, e.executable)
@@ -331,6 +379,8 @@ class Artifact:
         """
         if old == new:
             return True
+        if isinstance(old, Reference) or isinstance(new, Reference):
+            return False
         try:
             a = old if isinstance(old, FileRef) else self._resolve_hash_only("", old)
             b = new if isinstance(new, FileRef) else self._resolve_hash_only("", new)
@@ -352,7 +402,7 @@ class Artifact:
         """Total bytes of all files."""
         if self._logged:
             return self._logged.size
-        return sum(e.size for _, e in self._draft_tree().items())
+        return sum(e.size or 0 for _, e in self._draft_tree().items())
 
     @property
     def file_count(self) -> int:

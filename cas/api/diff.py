@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
-from cas.format.nodes import KIND_TREE, TreeEntry
+from cas.format.nodes import KIND_REFERENCE, KIND_TREE, TreeEntry
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,11 @@ class Change:
     def to_dict(self) -> dict:
         """Return a JSON-ready dict."""
         def ent(e):
-            return None if e is None else {"digest": "blake3:" + e.id.hex(), "size": e.size}
+            if e is None:
+                return None
+            if e.kind == KIND_REFERENCE:
+                return {"digest": e.aux.checksum_text, "size": e.aux.size, "ref": e.aux.uri}
+            return {"digest": "blake3:" + e.id.hex(), "size": e.size}
         return {"status": self.status, "path": self.path, "old": ent(self.old), "new": ent(self.new)}
 
 

@@ -15,18 +15,27 @@ import uuid
 
 from cas.api.ingest import walk_files
 from cas.api.walk import iter_files
-from cas.errors import CasError, DownloadConflict, StorageError, UsageError
+from cas.errors import CasError, DownloadConflict, ReferenceChanged, ReferenceMissing, StorageError, UsageError
 from cas.format.names import check_path
+from cas.format.nodes import KIND_REFERENCE
 from cas.format.pack import KIND_CHUNK
 
 STRATEGIES = ("FAIL", "PRESERVE", "OVERWRITE")
 PROTECTED = ".cas"  # a store directory inside a checkout root is never removed
 
 
-def _same_file(ingester, path: str, entry) -> bool:
-    """True if the regular file at ``path`` has the entry's content."""
+def _same_file(ingester, path: str, entry, refs=None) -> bool:
+    """True if the regular file at ``path`` has the entry's content.
+
+    For a reference whose checksum cannot be computed locally (an ETag, a
+    CRC32C, none), a file of the recorded size counts as the same.
+    """
     st = os.lstat(path)
-    if not statmod.S_ISREG(st.st_mode) or st.st_size != entry.size:
+    if not statmod.S_ISREG(st.st_mode):
+        return False
+    if entry.kind == KIND_REFERENCE:
+        return refs.check_local(entry.aux, path, st) is not False
+    if st.st_size != entry.size:
         return False
     return ingester.file(path, store=False, st=st).id == entry.id
 
@@ -82,8 +91,8 @@ def _make_root(root: str) -> None:
         raise StorageError(f"cannot create {root}: {exc.strerror}") from exc
 
 
-def write_file(objects, root: str, path: str, entry, where: str, replace_parents: bool) -> None:
-    """Write one file atomically from its chunks, verified on read."""
+def write_file(objects, root: str, path: str, entry, where: str, replace_parents: bool, refs=None) -> None:
+    """Write one file atomically from its chunks (or its reference's source), verified on read."""
     check_path(path)
     try:
         parent = _ensure_dirs(root, path.rpartition("/")[0], replace_parents)
@@ -92,9 +101,12 @@ def write_file(objects, root: str, path: str, entry, where: str, replace_parents
     target = os.path.join(parent, path.rpartition("/")[2])
     tmp = os.path.join(parent, f".cas-tmp-{uuid.uuid4().hex[:12]}")
     try:
-        with open(tmp, "wb", buffering=1 << 20) as f:
-            for cid, _n in objects.iter_chunks(entry.id, where=where):
-                f.write(objects.get(cid, KIND_CHUNK, where=where))
+        if entry.kind == KIND_REFERENCE:
+            refs.fetch(entry.aux, tmp, path)
+        else:
+            with open(tmp, "wb", buffering=1 << 20) as f:
+                for cid, _n in objects.iter_chunks(entry.id, where=where):
+                    f.write(objects.get(cid, KIND_CHUNK, where=where))
         os.chmod(tmp, 0o755 if entry.executable else 0o644)
         if os.path.isdir(target) and not os.path.islink(target):
             shutil.rmtree(target)
@@ -110,12 +122,14 @@ def write_file(objects, root: str, path: str, entry, where: str, replace_parents
 
 
 def download(objects, ingester, root_id: bytes, root: str, where: str, path_prefix: str = "",
-             strategy: str = "FAIL", progress=None) -> int:
+             strategy: str = "FAIL", progress=None, refs=None, allow_missing_references: bool = False) -> int:
     """Write the files of a version (or those under ``path_prefix``) into ``root``.
 
     Existing identical files are left alone. With FAIL, nothing is written if
     any existing file differs; PRESERVE keeps differing files; OVERWRITE
-    replaces them.
+    replaces them. References are fetched from their source through ``refs``
+    (a ReferenceClient) and checked against their record; every other file is
+    still written when some references are missing or changed.
 
     Returns:
         The number of files written.
@@ -124,6 +138,10 @@ def download(objects, ingester, root_id: bytes, root: str, where: str, path_pref
         DownloadConflict: FAIL and some existing file differs.
         DigestMismatch, ObjectNotFound: Stored data is corrupt or missing; the
             file being written is not left behind.
+        ReferenceChanged: A referenced object differs from its record (the first one).
+        ReferenceMissing: Referenced objects are gone (all of them are named),
+            unless ``allow_missing_references``.
+        ReferenceUnreachable: A source cannot be reached.
     """
     strategy = (strategy or "FAIL").upper()
     if strategy not in STRATEGIES:
@@ -138,7 +156,7 @@ def download(objects, ingester, root_id: bytes, root: str, where: str, path_pref
                 todo.append((path, entry))
             continue
         try:
-            same = _same_file(ingester, target, entry)
+            same = _same_file(ingester, target, entry, refs)
         except FileNotFoundError:
             todo.append((path, entry))
             continue
@@ -149,12 +167,24 @@ def download(objects, ingester, root_id: bytes, root: str, where: str, path_pref
             todo.append((path, entry))
     if conflicts and strategy == "FAIL":
         raise DownloadConflict(root, conflicts)
+    missing, changed, written = [], [], 0
     for i, (path, entry) in enumerate(todo):
-        write_file(objects, root, path, entry, f"{where} file {path}", replace_parents=strategy == "OVERWRITE")
+        try:
+            write_file(objects, root, path, entry, f"{where} file {path}",
+                       replace_parents=strategy == "OVERWRITE", refs=refs)
+            written += 1
+        except ReferenceMissing:
+            missing.append((path, entry.aux.uri))
+        except ReferenceChanged as exc:
+            changed.append(exc)
         if progress:
             progress(i + 1, len(todo))
     ingester.commit_stat_cache()
-    return len(todo)
+    if changed:
+        raise changed[0]
+    if missing and not allow_missing_references:
+        raise ReferenceMissing(missing)
+    return written
 
 
 def remove_extras(root: str, keep: set[str]) -> int:
@@ -195,22 +225,28 @@ def remove_extras(root: str, keep: set[str]) -> int:
     return removed
 
 
-def checkout(objects, ingester, root_id: bytes, root: str, where: str, progress=None) -> int:
+def checkout(objects, ingester, root_id: bytes, root: str, where: str, progress=None, refs=None,
+             allow_missing_references: bool = False) -> int:
     """Make ``root`` hold exactly the version's files; return files written."""
     _make_root(root)
     keep = {p for p, _ in iter_files(objects, root_id, where=where)}
     remove_extras(root, keep)
-    return download(objects, ingester, root_id, root, where, strategy="OVERWRITE", progress=progress)
+    return download(objects, ingester, root_id, root, where, strategy="OVERWRITE", progress=progress, refs=refs,
+                    allow_missing_references=allow_missing_references)
 
 
-def verify_dir(objects, ingester, root_id: bytes, root: str, where: str):
+def verify_dir(objects, ingester, root_id: bytes, root: str, where: str, refs=None):
     """Compare ``root`` with a version; symlinks count as modified or unexpected.
 
+    A reference's local copy is checked against its record: by content for
+    ``blake3-file`` and ``md5`` checksums, by size only otherwise; those are
+    returned as ``unchecked``.
+
     Returns:
-        ``(missing, modified, unexpected)`` sorted lists of logical paths.
+        ``(missing, modified, unexpected, unchecked)`` sorted lists of logical paths.
     """
     expected = dict(iter_files(objects, root_id, where=where))
-    modified, unexpected = [], []
+    modified, unexpected, unchecked = [], [], []
     seen = set()
     if os.path.isdir(root):
         for rel, absp, st in walk_files(root, symlinks=True):
@@ -222,12 +258,19 @@ def verify_dir(objects, ingester, root_id: bytes, root: str, where: str):
                 continue
             seen.add(rel)
             try:
-                ok = (statmod.S_ISREG(st.st_mode) and st.st_size == e.size
-                      and ingester.file(absp, store=False, st=st).id == e.id)
-            except CasError:
+                if not statmod.S_ISREG(st.st_mode):
+                    ok = False
+                elif e.kind == KIND_REFERENCE:
+                    ok = refs.check_local(e.aux, absp, st)
+                    if ok is None:
+                        unchecked.append(rel)
+                        ok = True
+                else:
+                    ok = st.st_size == e.size and ingester.file(absp, store=False, st=st).id == e.id
+            except (CasError, OSError):
                 ok = False
             if not ok:
                 modified.append(rel)
     missing = [p for p in expected if p not in seen]
     ingester.commit_stat_cache()
-    return sorted(missing), sorted(modified), sorted(unexpected)
+    return sorted(missing), sorted(modified), sorted(unexpected), sorted(unchecked)

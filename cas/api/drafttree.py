@@ -12,7 +12,16 @@ from typing import Callable, Iterator
 
 from cas.errors import PathConflict
 from cas.format.names import check_path
-from cas.format.nodes import KIND_FILE, KIND_TREE, TreeEntry, encode_tree_node, tree_id
+from cas.format.nodes import (
+    KIND_FILE,
+    KIND_REFERENCE,
+    KIND_TREE,
+    Reference,
+    TreeEntry,
+    encode_tree_node,
+    reference_entry,
+    tree_id,
+)
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,7 @@ Loader = Callable[[bytes], list]
 
 
 class DraftTree:
-    """Logical path -> FileRef/PendingFile mapping with lazily loaded base subtrees."""
+    """Logical path -> FileRef/PendingFile/Reference mapping with lazily loaded base subtrees."""
 
     def __init__(self, load_tree: Loader, base_root: bytes | None = None, base_size: int = 0,
                  base_files: int = 0) -> None:
@@ -69,7 +78,12 @@ class DraftTree:
         if d.children is None:
             kids: dict[str, object] = {}
             for e in self._load_tree(d.base.id):
-                kids[e.name] = _Dir(e) if e.kind == KIND_TREE else FileRef(e.id, e.size, e.executable)
+                if e.kind == KIND_TREE:
+                    kids[e.name] = _Dir(e)
+                elif e.kind == KIND_REFERENCE:
+                    kids[e.name] = e.aux
+                else:
+                    kids[e.name] = FileRef(e.id, e.size, e.executable)
             d.children = kids
         return d.children
 
@@ -176,13 +190,16 @@ class DraftTree:
         return self._iter(self.root, "")
 
     def build(self, put_tree: Callable[[bytes, bytes], None] | None,
-              resolve: Callable[[str, PendingFile], FileRef]) -> tuple[bytes, int, int]:
+              resolve: Callable[[str, PendingFile], FileRef],
+              on_reference: Callable[[], None] | None = None) -> tuple[bytes, int, int]:
         """Encode changed directories bottom-up.
 
         Args:
             put_tree: Called with ``(id, encoded)`` for each tree node of a changed
                 directory; None to only compute ids.
             resolve: Turns a PendingFile into a FileRef (reads and hashes the file).
+            on_reference: Called before ``put_tree`` stores a node that holds a
+                reference entry (to require the ``tree-reference`` feature).
 
         Returns:
             ``(root id, total size, number of files)``.
@@ -195,12 +212,17 @@ class DraftTree:
                 if isinstance(e, _Dir):
                     sub = enc(e, prefix + name + "/")
                     entries.append(TreeEntry(name, KIND_TREE, sub.id, sub.size, sub.aux))
+                elif isinstance(e, Reference):
+                    entries.append(reference_entry(name, e))
                 else:
                     if isinstance(e, PendingFile):
                         e = resolve(prefix + name, e)
                     entries.append(TreeEntry(name, KIND_FILE, e.id, e.size, 1 if e.executable else 0))
             data = encode_tree_node(entries)
             tid = tree_id(data)
+            if put_tree is not None and on_reference is not None and any(
+                    x.kind == KIND_REFERENCE for x in entries):
+                on_reference()
             if put_tree is not None:
                 put_tree(tid, data)
             return TreeEntry("", KIND_TREE, tid, sum(x.size for x in entries), sum(x.n_files for x in entries))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from cas.errors import CasError, FormatError
 from cas.format.digest import to_text
-from cas.format.nodes import KIND_TREE
+from cas.format.nodes import KIND_REFERENCE, KIND_TREE
 from cas.format.pack import KIND_CHUNK
 from cas.index.replay import K_BAD_LOG, K_BAD_PACKS, noted
 from cas.index.tables import Tables
@@ -46,6 +46,9 @@ class FsckReport:
     n_versions: int
     n_orphan_packs: int
     n_tmp_files: int = 0
+    n_references: int = 0
+    # references that could not be checked (unreachable source): reported, not failures
+    warnings: list[Finding] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -56,12 +59,40 @@ class FsckReport:
         """Return a JSON-ready dict."""
         return {
             "ok": self.ok, "packs": self.n_packs, "objects": self.n_objects, "versions": self.n_versions,
-            "orphan_packs": self.n_orphan_packs, "tmp_files": self.n_tmp_files, "findings": [f.to_dict() for f in self.findings],
+            "orphan_packs": self.n_orphan_packs, "tmp_files": self.n_tmp_files,
+            "references": self.n_references, "findings": [f.to_dict() for f in self.findings],
+            "warnings": [f.to_dict() for f in self.warnings],
         }
 
 
-def fsck(repo, progress=None) -> FsckReport:
-    """Check every pack, object and version of ``repo``."""
+def verify_references(repo, refs: dict) -> tuple[list[Finding], list[Finding]]:
+    """Look up each referenced object at its source (no download).
+
+    Args:
+        refs: reference id -> ``(Reference, [affected "version path" labels])``.
+
+    Returns:
+        ``(findings, warnings)``: missing or changed objects are findings
+        (``reference-missing``, ``reference-changed``); sources that could not be
+        reached are warnings (``reference-unreachable``).
+    """
+    findings: list[Finding] = []
+    warnings: list[Finding] = []
+    if not refs:
+        return findings, warnings
+    client = repo.reference_client()
+    for ref, where in refs.values():
+        problem = client.check_source(ref)
+        if problem is None:
+            continue
+        kind, detail = problem
+        f = Finding(f"reference-{kind}", ref.uri, detail, list(where))
+        (warnings if kind == "unreachable" else findings).append(f)
+    return findings, warnings
+
+
+def fsck(repo, progress=None, check_references: bool = True) -> FsckReport:
+    """Check every pack, object and version of ``repo`` (and, optionally, referenced objects)."""
     objects = repo.objects
     objects.flush()
     findings: list[Finding] = []
@@ -105,12 +136,15 @@ def fsck(repo, progress=None) -> FsckReport:
     checked: dict[bytes, list[tuple[bytes, str]]] = {}
 
     reachable: set[bytes] = set()
+    tree_refs: dict[bytes, list] = {}  # tree id -> [(Reference, path below it)]
 
     def check_tree(tid: bytes) -> list[tuple[bytes, str]]:
         if tid in checked:
             return checked[tid]
         reachable.add(tid)
         problems: list[tuple[bytes, str]] = []
+        below: list = []
+        tree_refs[tid] = below
         if tid in bad or not objects.has(tid):
             problems.append((tid, ""))
         else:
@@ -122,6 +156,9 @@ def fsck(repo, progress=None) -> FsckReport:
             for e in entries:
                 if e.kind == KIND_TREE:
                     problems.extend((o, e.name + "/" + p if p else e.name) for o, p in check_tree(e.id))
+                    below.extend((r, e.name + "/" + p) for r, p in tree_refs.get(e.id, ()))
+                elif e.kind == KIND_REFERENCE:  # its id names a record, not a stored object
+                    below.append((e.aux, e.name))
                 else:
                     problems.extend((o, e.name) for o in check_file(e.id))
         checked[tid] = problems
@@ -152,11 +189,15 @@ def fsck(repo, progress=None) -> FsckReport:
         return out
 
     n_versions = 0
+    refs: dict[bytes, tuple] = {}
     for coll, rec in versions:
         n_versions += 1
         label = f"{coll}:v{rec['version']}"
         for oid, path in check_tree(rec["digest"]):
             affected.setdefault(oid, []).append(f"{label} {path or '/'}")
+        for ref, path in tree_refs.get(rec["digest"], ()):
+            refs.setdefault(ref.id, (ref, []))[1].append(f"{label} {path}")
+    ref_findings, ref_warnings = verify_references(repo, refs) if check_references else ([], [])
     for oid, why in bad.items():
         findings.append(Finding("corrupt-object", to_text(oid), why, affected.pop(oid, [])))
     for oid, where in affected.items():
@@ -169,15 +210,21 @@ def fsck(repo, progress=None) -> FsckReport:
     orphan = len(set(on_disk) - live_packs)
     # unsealed packs and log entries of interrupted (or still running) writers
     n_tmp = len(os.listdir(repo.layout.tmp)) if os.path.isdir(repo.layout.tmp) else 0
-    return FsckReport(findings, len(on_disk), n_objects, n_versions, orphan, n_tmp)
+    return FsckReport(findings + ref_findings, len(on_disk), n_objects, n_versions, orphan, n_tmp,
+                      n_references=len(refs), warnings=ref_warnings)
 
 
-def verify_version(repo, version) -> list[Finding]:
-    """Read every object of one version, checking each against its id."""
+def verify_version(repo, version, check_references: bool = True) -> list[Finding]:
+    """Read every object of one version, checking each against its id.
+
+    Referenced objects are looked up at their source when ``check_references``;
+    missing, changed and unreachable ones are findings.
+    """
     findings: list[Finding] = []
     objects = repo.objects
     where = version.qualified_name
     seen: set[bytes] = set()
+    refs: dict[bytes, tuple] = {}
 
     def walk(tid: bytes, base: str) -> None:
         try:
@@ -190,6 +237,9 @@ def verify_version(repo, version) -> list[Finding]:
             if e.kind == KIND_TREE:
                 walk(e.id, p + "/")
                 continue
+            if e.kind == KIND_REFERENCE:
+                refs.setdefault(e.id, (e.aux, []))[1].append(f"{where} {p}")
+                continue
             try:
                 for cid, _n in objects.iter_chunks(e.id, where):
                     if cid not in seen:
@@ -199,4 +249,8 @@ def verify_version(repo, version) -> list[Finding]:
                 findings.append(Finding("bad-file", to_text(e.id), str(exc), [f"{where} {p}"]))
 
     walk(version._rec["digest"], "")
+    if check_references:
+        ref_findings, ref_warnings = verify_references(repo, refs)
+        findings.extend(ref_findings + ref_warnings)
     return findings
+

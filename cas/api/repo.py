@@ -40,7 +40,7 @@ from cas.format import records as R
 from cas.format.chunker import DEFAULT_PARAMS, Chunker, ChunkerParams
 from cas.format.codec import DEFAULT_ZSTD_LEVEL
 from cas.format.names import check_alias, check_name
-from cas.format.nodes import KIND_TREE
+from cas.format.nodes import KIND_REFERENCE, KIND_TREE
 from cas.format.pack import KIND_CHUNK, KIND_FILE_NODE, KIND_TREE_NODE
 from cas.index.db import drop_index, open_index
 from cas.index.replay import catch_up, gc_count, rebuild
@@ -187,6 +187,9 @@ class Repo:
         # weak: a Repo nobody closed must still be freed by reference counting
         self.objects.before_write = _weak_method(self, "_pin_for_write")
         self.objects.catch_up = _weak_method(self, "_catch_up")
+        # per fsspec protocol ("s3", "gcs", "http"): filesystem options for references
+        # (endpoint, credentials); never written to the store
+        self.reference_options: dict[str, dict] = {}
         self.closed = False
         self._sync_index()
         _open_repos.add(self)
@@ -310,6 +313,7 @@ class Repo:
         root, size, n_files = tree.build(
             lambda tid, data: src.objects.put(tid, KIND_TREE_NODE, data),
             lambda p, e: src.ingester.file(e.local_path, store=True, expect=e.signature),
+            on_reference=lambda: src.require_feature(R.FEATURE_TREE_REFERENCE),
         )
         src.objects.flush()
         src.ingester.commit_stat_cache()
@@ -398,6 +402,9 @@ class Repo:
             raw = src.objects.get(oid, kind)
             if kind == KIND_TREE_NODE:
                 for e in src.objects.get_tree(oid):
+                    if e.kind == KIND_REFERENCE:  # names bytes outside any store
+                        self.require_feature(R.FEATURE_TREE_REFERENCE)
+                        continue
                     copy(e.id, KIND_TREE_NODE if e.kind == KIND_TREE else KIND_FILE_NODE)
             elif kind == KIND_FILE_NODE:
                 node = src.objects.get_file_node(oid)
@@ -661,20 +668,31 @@ class Repo:
         """Return a stored file's whole content (verified)."""
         return b"".join(self.objects.get(cid, KIND_CHUNK, where) for cid, _ in self.objects.iter_chunks(file_id, where))
 
-    def download_tree(self, root_id: bytes, root: str, where: str, prefix: str, strategy: str, progress=None) -> int:
+    def reference_client(self):
+        """Return a client that lists, fetches and checks referenced objects (one per operation)."""
+        from cas.api.references import ReferenceClient
+
+        return ReferenceClient(self.ingester, self.reference_options)
+
+    def download_tree(self, root_id: bytes, root: str, where: str, prefix: str, strategy: str, progress=None,
+                      allow_missing_references: bool = False) -> int:
         """Download a tree into a directory (see ``cas.api.download.download``)."""
         from cas.format.names import normalize_prefix
 
         return _download.download(self.objects, self.ingester, root_id, root, where, normalize_prefix(prefix),
-                                  strategy, progress)
+                                  strategy, progress, refs=self.reference_client(),
+                                  allow_missing_references=allow_missing_references)
 
-    def checkout_tree(self, root_id: bytes, root: str, where: str, progress=None) -> int:
+    def checkout_tree(self, root_id: bytes, root: str, where: str, progress=None,
+                      allow_missing_references: bool = False) -> int:
         """Make a directory hold exactly a tree."""
-        return _download.checkout(self.objects, self.ingester, root_id, root, where, progress)
+        return _download.checkout(self.objects, self.ingester, root_id, root, where, progress,
+                                  refs=self.reference_client(), allow_missing_references=allow_missing_references)
 
     def verify_tree(self, root_id: bytes, root: str, where: str):
-        """Compare a directory with a tree: ``(missing, modified, unexpected)``."""
-        return _download.verify_dir(self.objects, self.ingester, root_id, root, where)
+        """Compare a directory with a tree: ``(missing, modified, unexpected, unchecked)``."""
+        return _download.verify_dir(self.objects, self.ingester, root_id, root, where,
+                                    refs=self.reference_client())
 
     def diff(self, old_ref: str, new_ref: str) -> list[Change]:
         """Return file-level changes between two versions."""
@@ -682,14 +700,23 @@ class Repo:
         return list(diff_trees(self.objects, a._rec["digest"], b._rec["digest"]))
 
     # maintenance ---------------------------------------------------------------------
-    def verify(self, progress=None) -> FsckReport:
-        """Check the whole store; return findings naming affected versions and files."""
-        self._catch_up()
-        return fsck(self, progress)
+    def verify(self, progress=None, check_references: bool = True) -> FsckReport:
+        """Check the whole store; return findings naming affected versions and files.
 
-    def verify_version(self, version: ArtifactVersion) -> list[Finding]:
-        """Read and hash every object of one version; return findings (empty if intact)."""
-        return verify_version(self, version)
+        With ``check_references``, every distinct referenced object is looked up
+        at its source (no download): a missing or changed one is a finding, one
+        that cannot be reached is a warning.
+        """
+        self._catch_up()
+        return fsck(self, progress, check_references=check_references)
+
+    def verify_version(self, version: ArtifactVersion, check_references: bool = True) -> list[Finding]:
+        """Read and hash every object of one version; return findings (empty if intact).
+
+        Referenced objects are looked up at their source; ones that could not be
+        checked are findings of kind ``reference-unreachable``.
+        """
+        return verify_version(self, version, check_references=check_references)
 
     def rebuild_index(self) -> tuple[int, int]:
         """Delete and rebuild the LMDB index from packs and log; return (packs, last seq).

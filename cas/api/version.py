@@ -392,6 +392,8 @@ class ArtifactVersion:
         """Return a JSON object stored with ``Artifact.add``."""
         logical = name if name.endswith(".json") else name + ".json"
         e = self.get_entry(logical)
+        if e.ref is not None:
+            raise UsageError(f"{logical!r} in {self.qualified_name} is a reference ({e.ref}), not a stored object")
         return json.loads(self._repo.read_file_bytes(bytes.fromhex(e.digest.split(":")[1]), f"{self.qualified_name} file {logical}"))
 
     def files(self, names=None, per_page: int = 50, start: str | None = None) -> FilesCursor:
@@ -410,7 +412,7 @@ class ArtifactVersion:
 
     @property
     def remote_assets(self) -> list[ArtifactEntry]:
-        """Reference entries (Comet); none until references exist."""
+        """Reference entries (Comet): ``link``/``ref`` is the URI, ``remote`` is True."""
         return [a for a in self.assets if a.remote]
 
     def default_root(self) -> str:
@@ -419,28 +421,47 @@ class ArtifactVersion:
 
     def download(self, root=None, path_prefix: str | None = None, overwrite_strategy: str = "FAIL",
                  allow_missing_references: bool = False, progress=None) -> str:
-        """Write the version's files under ``root``; return the root path."""
+        """Write the version's files under ``root``; return the root path.
+
+        References are fetched from their source and checked against the size
+        and checksum recorded when they were added.
+
+        Raises:
+            DownloadConflict: FAIL and existing files differ (nothing written).
+            ReferenceMissing: Referenced objects are gone (all are named; the
+                other files are written); skipped with ``allow_missing_references``.
+            ReferenceChanged: A referenced object differs from its record.
+            ReferenceUnreachable: A reference's source cannot be reached.
+        """
         root = os.path.abspath(os.fspath(root) if root is not None else self.default_root())
         self._repo.download_tree(self._rec["digest"], root, self.qualified_name, path_prefix or "",
-                                 overwrite_strategy, progress)
+                                 overwrite_strategy, progress, allow_missing_references=allow_missing_references)
         return root
 
-    def checkout(self, root=None, progress=None) -> str:
+    def checkout(self, root=None, progress=None, allow_missing_references: bool = False) -> str:
         """Make ``root`` hold exactly this version's files (others are removed)."""
         root = os.path.abspath(os.fspath(root) if root is not None else self.default_root())
-        self._repo.checkout_tree(self._rec["digest"], root, self.qualified_name, progress)
+        self._repo.checkout_tree(self._rec["digest"], root, self.qualified_name, progress,
+                                 allow_missing_references=allow_missing_references)
         return root
 
-    def verify(self, root=None) -> None:
+    def verify(self, root=None) -> list[str]:
         """Check the files under ``root`` against this version.
+
+        Returns:
+            Paths of references whose local copy could be checked by size only
+            (their checksum is an ETag or CRC32C that cas cannot recompute, or
+            none was recorded); empty when everything was checked by content.
 
         Raises:
             VerifyError: Lists missing, modified and unexpected files.
         """
         root = os.path.abspath(os.fspath(root) if root is not None else self.default_root())
-        missing, modified, unexpected = self._repo.verify_tree(self._rec["digest"], root, self.qualified_name)
+        missing, modified, unexpected, unchecked = self._repo.verify_tree(self._rec["digest"], root,
+                                                                          self.qualified_name)
         if missing or modified or unexpected:
             raise VerifyError(root, missing, modified, unexpected)
+        return unchecked
 
     def file(self, root=None) -> str:
         """Download a single-file artifact and return the file's path.

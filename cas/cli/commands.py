@@ -50,16 +50,30 @@ def _metadata(items: list[str]) -> dict:
     return out
 
 
+def _is_uri(path: str) -> bool:
+    return "://" in path
+
+
+def _uri_basename(uri: str) -> str:
+    from urllib.parse import urlparse
+
+    u = urlparse(uri)
+    return os.path.basename(u.path.rstrip("/")) or u.netloc
+
+
 def cmd_add(args) -> int:
-    """Version paths as the next version of an artifact."""
+    """Version paths (and URIs, added as references) as the next version of an artifact."""
     from cas.api.artifact import Artifact
     from cas.errors import UsageError
 
-    paths = [os.path.abspath(p) for p in args.paths]
+    paths = [p if _is_uri(p) else os.path.abspath(p) for p in args.paths]
     for p in paths:
-        if not os.path.exists(p):
+        if not _is_uri(p) and not os.path.exists(p):
             raise UsageError(f"{p} does not exist")
-    name = args.name or os.path.basename(paths[0].rstrip(os.sep)) or "root"
+    if args.max_objects is not None and not any(_is_uri(p) for p in paths):
+        raise UsageError("--max-objects applies to references (URIs like s3://bucket/prefix) only")
+    first = _uri_basename(paths[0]) if _is_uri(paths[0]) else os.path.basename(paths[0].rstrip(os.sep))
+    name = args.name or first or "root"
     with _repo(args) as repo:
         art = Artifact(name, args.type, description=args.description, metadata=_metadata(args.metadata), repo=repo)
         progress = Progress(f"adding {name}")
@@ -67,7 +81,10 @@ def cmd_add(args) -> int:
         before = _latest_digest(repo, args.project, name)
         try:
             for p in paths:
-                if os.path.isdir(p):
+                if _is_uri(p):
+                    art.add_reference(p, name=None if len(paths) == 1 else _uri_basename(p),
+                                      checksum=not args.no_checksum, max_objects=args.max_objects)
+                elif os.path.isdir(p):
                     art.add_dir(p, name=None if len(paths) == 1 else os.path.basename(p), policy="immutable")
                 else:
                     art.add_file(p, name=os.path.basename(p), policy="immutable")
@@ -103,6 +120,9 @@ def cmd_ls(args) -> int:
             entries = [e for e in v.files(per_page=1000) if e.path.startswith(args.prefix)]
             if args.json:
                 print_json([e.to_dict() for e in entries])
+            elif any(e.ref for e in entries):
+                table([[e.path, "-" if e.size is None else human_size(e.size), _short(e.digest) if e.digest else "-",
+                        e.ref or ""] for e in entries], ["PATH", "SIZE", "DIGEST", "REF"])
             else:
                 table([[e.path, human_size(e.size), _short(e.digest)] for e in entries], ["PATH", "SIZE", "DIGEST"])
             return 0
@@ -160,11 +180,13 @@ def cmd_show(args) -> int:
     with _repo(args) as repo:
         v = repo.artifact(args.ref)
         data = v.json_encode()
+        refs = v.remote_assets
+        data["references"] = len(refs)
         if args.json:
             print_json(data)
             return 0
         for key in ("qualified_name", "type", "digest", "aliases", "tags", "artifact_tags", "size", "file_count",
-                    "created_at", "updated_at", "description", "metadata", "commit_hash", "state", "semver"):
+                    "references", "created_at", "updated_at", "description", "metadata", "commit_hash", "state", "semver"):
             val = data[key]
             if key == "size":
                 val = f"{val} ({human_size(val)})"
@@ -179,6 +201,10 @@ def cmd_show(args) -> int:
             print(f"{'link_of':14} {v.source_qualified_name}")
         if v.source_experiment_key:
             print(f"{'run':14} {v.source_experiment_key}")
+        for e in refs[:10]:
+            print(f"  {e.path} -> {e.ref}")
+        if len(refs) > 10:
+            print(f"  ... {len(refs) - 10} more (cas ls {v.qualified_name})")
     return 0
 
 
@@ -216,14 +242,17 @@ def cmd_get(args) -> int:
     return _write_version(
         args, "downloading",
         lambda v, progress: v.download(args.dest, path_prefix=args.prefix,
-                                       overwrite_strategy=args.strategy or "FAIL", progress=progress),
+                                       overwrite_strategy=args.strategy or "FAIL", progress=progress,
+                                       allow_missing_references=args.allow_missing_references),
         "{version} -> {root}",
     )
 
 
 def cmd_checkout(args) -> int:
     """Make a directory exactly a version."""
-    return _write_version(args, "checking out", lambda v, progress: v.checkout(args.dir, progress=progress),
+    return _write_version(args, "checking out",
+                          lambda v, progress: v.checkout(args.dir, progress=progress,
+                                                         allow_missing_references=args.allow_missing_references),
                           "{root} is now {version}")
 
 
@@ -235,7 +264,7 @@ def cmd_verify(args) -> int:
         v = repo.artifact(args.ref)
         if args.dir:
             try:
-                v.verify(args.dir)
+                unchecked = v.verify(args.dir)
             except VerifyError as exc:
                 if args.json:
                     print_json({"ok": False, "missing": exc.missing, "modified": exc.modified,
@@ -243,8 +272,11 @@ def cmd_verify(args) -> int:
                     return 1
                 raise
             if args.json:
-                print_json({"ok": True, "missing": [], "modified": [], "unexpected": []})
+                print_json({"ok": True, "missing": [], "modified": [], "unexpected": [], "unchecked": unchecked})
             else:
+                for p in unchecked:
+                    print(f"warning: {p}: reference checked by size only (its checksum cannot be recomputed locally)",
+                          file=sys.stderr)
                 print(f"{os.path.abspath(args.dir)} matches {v.qualified_name} ({v.file_count} files)")
             return 0
         findings = repo.verify_version(v)
@@ -297,7 +329,7 @@ def cmd_fsck(args) -> int:
                 print(f"rebuilt index from {n} packs and {seq} log entries")
         progress = Progress("checking packs")
         try:
-            report = repo.verify(progress=progress)
+            report = repo.verify(progress=progress, check_references=not args.no_references)
         finally:
             progress.close()
         if args.json:
@@ -305,6 +337,8 @@ def cmd_fsck(args) -> int:
         else:
             for f in report.findings:
                 print(str(f))
+            for f in report.warnings:
+                print(f"warning: {f}")
             status = "ok" if report.ok else f"{len(report.findings)} problem(s)"
             print(f"{status}: {report.n_packs} packs, {report.n_objects} objects, {report.n_versions} versions"
                   + (f", {report.n_orphan_packs} unreferenced packs" if report.n_orphan_packs else "")

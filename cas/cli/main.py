@@ -31,8 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("init", help="create a repository (.cas) in PATH (default: current directory)")
     s.add_argument("path", nargs="?", default=".")
 
-    s = sub.add_parser("add", help="version files or directories as a new artifact version")
-    s.add_argument("paths", nargs="+", metavar="PATH")
+    s = sub.add_parser("add", help="version files, directories or references (URIs) as a new artifact version")
+    s.add_argument("paths", nargs="+", metavar="PATH",
+                   help="a local file or directory (stored), or a URI file://, s3://, gs://, http(s):// "
+                        "(added as a reference: its bytes stay at the source)")
     s.add_argument("--name", "-n", help="artifact name (default: base name of the first PATH)")
     s.add_argument("--type", "-t", default="dataset", help="artifact type (default: dataset)")
     s.add_argument("--project", "-p", default=None, help="project (default: 'default')")
@@ -46,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="semantic version label, e.g. 1.2.0 (MAJOR.MINOR.PATCH[-pre][+build])")
     g.add_argument("--bump", choices=("major", "minor", "patch"),
                    help="label it with the collection's highest semantic version, incremented")
+    s.add_argument("--no-checksum", action="store_true",
+                   help="references: record URI and size only, no checksum")
+    s.add_argument("--max-objects", type=int, default=None, metavar="N",
+                   help="references: most objects a prefix may expand to (default 10000000); more is an error")
 
     s = sub.add_parser("ls", help="list artifacts, or the files of a version")
     s.add_argument("ref", nargs="?", help="a version reference: list its files")
@@ -72,10 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace existing files that differ")
     g.add_argument("--preserve", action="store_const", const="PRESERVE", dest="strategy",
                    help="keep existing files that differ")
+    s.add_argument("--allow-missing-references", action="store_true",
+                   help="skip referenced objects that no longer exist instead of failing")
 
     s = sub.add_parser("checkout", help="make DIR exactly a version (removes other files)")
     s.add_argument("ref")
     s.add_argument("dir")
+    s.add_argument("--allow-missing-references", action="store_true",
+                   help="skip referenced objects that no longer exist instead of failing")
 
     s = sub.add_parser("verify", help="check DIR against a version, or the version's stored data")
     s.add_argument("ref")
@@ -94,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("fsck", help="check every object and version of the store")
     s.add_argument("--rebuild-index", action="store_true", help="delete and rebuild the LMDB index first (no other cas process may use the store meanwhile)")
+    s.add_argument("--no-references", action="store_true",
+                   help="do not look up referenced objects at their sources")
 
     sub.add_parser("stats", help="store size, objects, dedup ratio")
 

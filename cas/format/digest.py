@@ -19,6 +19,7 @@ CONTEXT_FILE_NODE = "cas 2026-11-23 file node v1"
 CONTEXT_TREE_NODE = "cas 2026-11-23 tree node v1"
 CONTEXT_LOG_ENTRY = "cas 2026-11-23 log entry v1"
 CONTEXT_PACK = "cas 2026-11-23 pack v1"
+CONTEXT_REFERENCE = "cas 2026-11-23 reference v1"  # §8.3: id of a reference record
 
 blake3_hasher = blake3.blake3
 
@@ -41,6 +42,11 @@ def file_node_id(encoded: bytes) -> bytes:
 def tree_node_id(encoded: bytes) -> bytes:
     """Return the id of an encoded tree node."""
     return keyed_id(CONTEXT_TREE_NODE, encoded)
+
+
+def reference_id(encoded: bytes) -> bytes:
+    """Return the id of an encoded reference record (docs/format.md §8.3)."""
+    return keyed_id(CONTEXT_REFERENCE, encoded)
 
 
 def pack_hasher():

@@ -9,13 +9,13 @@ any other byte form so one value has exactly one id.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 import msgpack
 
 from cas.errors import FormatError, UnsafePath, UnsupportedFormat
-from cas.format.digest import DIGEST_SIZE, file_node_id, tree_node_id
+from cas.format.digest import DIGEST_SIZE, file_node_id, reference_id, tree_node_id
 from cas.format.names import check_segment
 
 NODE_VERSION = 1
@@ -24,8 +24,14 @@ FANOUT = 4096
 
 KIND_FILE = 1
 KIND_TREE = 2
-KIND_REFERENCE = 3  # reserved for references (docs/format.md §8.3)
+KIND_REFERENCE = 3  # docs/format.md §8.3: bytes outside the store, behind feature tree-reference
 KIND_NAMES = {KIND_FILE: "file", KIND_TREE: "tree", KIND_REFERENCE: "reference"}
+# docs/format.md §8.3: checksum algorithms of a reference record; readers treat others as uncheckable
+CHECKSUM_BLAKE3_FILE = "blake3-file"  # the cas file id (§8.1) under the store's chunker, 64 hex
+CHECKSUM_MD5 = "md5"  # MD5 of the object's bytes, 32 lowercase hex
+CHECKSUM_ETAG = "etag"  # an HTTP/S3 entity tag, as the source reports it without the outer quotes
+CHECKSUM_CRC32C = "crc32c"  # CRC32C as GCS reports it (base64 of 4 big-endian bytes)
+MAX_URI_BYTES = 4096
 
 
 def _pack(value) -> bytes:
@@ -116,20 +122,134 @@ def build_file_nodes(chunks: Sequence[tuple[bytes, int]]) -> tuple[bytes, list[t
         level += 1
 
 
+def _canon(value):
+    if isinstance(value, dict):
+        return {k: _canon(value[k]) for k in sorted(value, key=lambda k: k.encode("utf-8", "surrogatepass"))}
+    if isinstance(value, (list, tuple)):
+        return [_canon(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, eq=False)
+class Reference:
+    """An object outside the store: its URI, size and checksum (docs/format.md §8.3).
+
+    ``size`` is None only when the source reports none (an HTTP server without
+    Content-Length). ``checksum_algo``/``checksum`` are both None for a reference
+    added with ``checksum=False``. ``extra`` keeps map keys a newer writer added,
+    so re-encoding reproduces the record (and its id) exactly.
+    """
+
+    uri: str
+    size: int | None
+    checksum_algo: str | None = None
+    checksum: str | None = None
+    version_id: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_map(self) -> dict:
+        """Return the record as the canonical msgpack map of §8.3 (keys sorted)."""
+        m = dict(self.extra)
+        m["uri"] = self.uri
+        if self.size is not None:
+            m["size"] = self.size
+        if self.checksum_algo is not None:
+            m["checksum_algo"] = self.checksum_algo
+            m["checksum"] = self.checksum
+        if self.version_id is not None:
+            m["version_id"] = self.version_id
+        return _canon(m)
+
+    def encode(self) -> bytes:
+        """Return the canonical encoding of the record alone (what its id hashes)."""
+        return _pack(self.to_map())
+
+    @property
+    def id(self) -> bytes:
+        """The record's id: keyed BLAKE3 over ``encode()`` (§4, §8.3)."""
+        return reference_id(self.encode())
+
+    @property
+    def checksum_text(self) -> str | None:
+        """``<algo>:<value>`` (``blake3:<hex>`` for a cas file id), or None without checksum."""
+        if self.checksum_algo is None:
+            return None
+        algo = "blake3" if self.checksum_algo == CHECKSUM_BLAKE3_FILE else self.checksum_algo
+        return f"{algo}:{self.checksum}"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Reference) and self.encode() == other.encode()
+
+    def __hash__(self) -> int:
+        return hash(self.encode())
+
+
+def check_reference(ref: Reference) -> Reference:
+    """Validate a reference record's field types and limits.
+
+    Raises:
+        FormatError: A field has the wrong type, the URI is empty, too long, has
+            no scheme or holds NUL, or only one of checksum_algo/checksum is set.
+    """
+    uri = ref.uri
+    if not isinstance(uri, str) or not uri or "\0" in uri or "://" not in uri:
+        raise FormatError(f"reference uri {uri!r} must be a non-empty 'scheme://...' string without NUL")
+    if len(uri.encode("utf-8", "surrogatepass")) > MAX_URI_BYTES:
+        raise FormatError(f"reference uri is longer than {MAX_URI_BYTES} bytes")
+    if ref.size is not None and not _is_uint(ref.size):
+        raise FormatError("reference size must be a non-negative integer")
+    if (ref.checksum_algo is None) != (ref.checksum is None):
+        raise FormatError("reference checksum_algo and checksum must be given together")
+    for name in ("checksum_algo", "checksum", "version_id"):
+        v = getattr(ref, name)
+        if v is not None and not (isinstance(v, str) and v):
+            raise FormatError(f"reference {name} must be a non-empty string")
+    if not isinstance(ref.extra, dict) or not all(isinstance(k, str) for k in ref.extra):
+        raise FormatError("reference record keys must be strings")
+    return ref
+
+
+_KNOWN_REF_KEYS = ("uri", "size", "checksum_algo", "checksum", "version_id")
+
+
+def reference_from_map(m) -> Reference:
+    """Return the Reference of a decoded record map (unknown keys kept in ``extra``).
+
+    Raises:
+        FormatError: Not a map, or a field breaks §8.3.
+    """
+    if not isinstance(m, dict) or "uri" not in m:
+        raise FormatError("reference record must be a map with 'uri'")
+    ref = Reference(m["uri"], m.get("size"), m.get("checksum_algo"), m.get("checksum"), m.get("version_id"),
+                    {k: v for k, v in m.items() if k not in _KNOWN_REF_KEYS})
+    return check_reference(ref)
+
+
+def reference_entry(name: str, ref: Reference) -> "TreeEntry":
+    """Return the tree entry of kind 3 that names ``ref`` (§8.2, §8.3)."""
+    return TreeEntry(name, KIND_REFERENCE, ref.id, ref.size or 0, ref)
+
+
 @dataclass(frozen=True)
 class TreeEntry:
     """One named entry of a tree node.
 
-    ``kind`` is KIND_FILE (``aux`` = 1 if executable else 0) or KIND_TREE
-    (``aux`` = number of files below). ``size`` is raw bytes (of all files below,
-    for trees).
+    ``kind`` is KIND_FILE (``aux`` = 1 if executable else 0), KIND_TREE
+    (``aux`` = number of files below) or KIND_REFERENCE (``aux`` = the
+    Reference; ``id`` is the record's id, not an object in the store).
+    ``size`` is raw bytes (of all files below, for trees).
     """
 
     name: str
     kind: int
     id: bytes
     size: int
-    aux: int
+    aux: object
+
+    @property
+    def reference(self) -> Reference | None:
+        """The reference record of a kind-3 entry, else None."""
+        return self.aux if self.kind == KIND_REFERENCE else None
 
     @property
     def executable(self) -> bool:
@@ -156,7 +276,8 @@ def encode_tree_node(entries: Iterable[TreeEntry]) -> bytes:
     for a, b in zip(ordered, ordered[1:]):
         if a.name == b.name:
             raise FormatError(f"tree node has two entries named {a.name!r}")
-    return _pack([NODE_VERSION, [[e.name, e.kind, e.id, e.size, e.aux] for e in ordered]])
+    return _pack([NODE_VERSION, [[e.name, e.kind, e.id, e.size,
+                                  e.aux.to_map() if e.kind == KIND_REFERENCE else e.aux] for e in ordered]])
 
 
 def decode_tree_node(data) -> list[TreeEntry]:
@@ -170,18 +291,17 @@ def decode_tree_node(data) -> list[TreeEntry]:
         raise FormatError("tree node must be [1, entries]")
     out = []
     for e in v[1]:
-        if isinstance(e, list) and len(e) == 5 and _is_uint(e[1]) and e[1] not in (KIND_FILE, KIND_TREE):
-            # docs/format.md §8.2: kind 3 (reference) and higher belong to newer format versions
-            what = KIND_NAMES.get(e[1], "unknown")
-            raise UnsupportedFormat(f"tree entry kind {e[1]} ({what}) is not supported; this tree needs a newer cas")
+        if isinstance(e, list) and len(e) == 5 and _is_uint(e[1]) and e[1] not in KIND_NAMES:
+            # docs/format.md §8.2: higher kinds belong to newer format versions
+            raise UnsupportedFormat(f"tree entry kind {e[1]} is not supported; this tree needs a newer cas")
         if not (
             isinstance(e, list)
             and len(e) == 5
             and isinstance(e[0], str)
-            and e[1] in (KIND_FILE, KIND_TREE)
+            and e[1] in KIND_NAMES
             and _is_id(e[2])
             and _is_uint(e[3])
-            and _is_uint(e[4])
+            and (_is_uint(e[4]) or (e[1] == KIND_REFERENCE and isinstance(e[4], dict)))
         ):
             raise FormatError("tree entry must be [name, kind, id, size, aux]")
         try:
@@ -190,10 +310,24 @@ def decode_tree_node(data) -> list[TreeEntry]:
             raise FormatError(f"tree node holds an unsafe name: {exc}") from exc
         if e[1] == KIND_FILE and e[4] not in (0, 1):
             raise FormatError("file entry aux must be 0 or 1")
+        if e[1] == KIND_REFERENCE:
+            out.append(_decode_reference_entry(e))
+            continue
         out.append(TreeEntry(e[0], e[1], e[2], e[3], e[4]))
     if encode_tree_node(out) != bytes(data):
         raise FormatError("tree node is not in canonical form (unsorted, duplicate or non-minimal)")
     return out
+
+
+def _decode_reference_entry(e: list) -> TreeEntry:
+    if not isinstance(e[4], dict):
+        raise FormatError(f"reference entry {e[0]!r} must hold its record map in aux")
+    ref = reference_from_map(e[4])
+    if ref.id != e[2]:
+        raise FormatError(f"reference entry {e[0]!r}: id does not match its record")
+    if (ref.size or 0) != e[3]:
+        raise FormatError(f"reference entry {e[0]!r}: size does not match its record")
+    return TreeEntry(e[0], KIND_REFERENCE, e[2], e[3], ref)
 
 
 def tree_id(encoded: bytes) -> bytes:

@@ -170,6 +170,21 @@ def tree_vectors() -> tuple[list[dict], dict]:
     return trees, objects
 
 
+def reference_vectors() -> list[dict]:
+    """Reference records and a tree holding one (docs/format.md §8.3)."""
+    from cas.format.nodes import Reference, reference_entry
+
+    refs = [Reference("s3://bkt/data/a.csv", 4, "etag", "0ba5b0d6e3f2c7d1a7d5b2c9c8f1e5a3",
+                      "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY"),
+            Reference("https://example.org/x.bin", None)]
+    out = []
+    for name, ref in zip(("a.csv", "x.bin"), refs):
+        tree = encode_tree_node([reference_entry(name, ref)])
+        out.append({"record": ref.to_map(), "encoded": ref.encode().hex(), "id": ref.id.hex(),
+                    "tree_entry_name": name, "tree_encoded": tree.hex(), "tree_id": D.tree_node_id(tree).hex()})
+    return out
+
+
 def log_vectors(root_id: bytes) -> list[dict]:
     entries = [
         {"op": "version", "collection": "default/dataset", "type": "dataset", "digest": root_id,
@@ -248,6 +263,7 @@ def main() -> None:
         "contexts": {
             "file_node": D.CONTEXT_FILE_NODE, "tree_node": D.CONTEXT_TREE_NODE,
             "log_entry": D.CONTEXT_LOG_ENTRY, "pack": D.CONTEXT_PACK, "pack_footer": CONTEXT_FOOTER,
+            "reference": D.CONTEXT_REFERENCE,
         },
         "constants": {"fanout": FANOUT, "pack_header_size": HEADER_SIZE, "record_header_size": RECORD_SIZE},
         "keyed_ids": [
@@ -258,6 +274,7 @@ def main() -> None:
         "fastcdc": {"gear": gear_table(), "masks": mask_table(), "cuts": cut_vectors()},
         "file_nodes": file_node_vectors(),
         "tree_nodes": trees,
+        "references": reference_vectors(),
         "log_entries": log_vectors(t["root_id"]),
         "config": {
             "value": {"format_version": 1, "chunker": V1_FIRST_DEFAULT, "zstd_level": 3,

@@ -56,9 +56,15 @@ def test_chunker_params_outside_the_library_bounds_are_usage_errors():  # §5.2
         ChunkerParams(16 * 1024, 8 * 1024 * 1024, 16 * 1024 * 1024)
 
 
-def test_reserved_tree_kind_needs_a_newer_reader():  # §8.2, §8.3
-    node = msgpack.packb([1, [["x", 3, b"\x00" * 32, 1, 0]]], use_bin_type=True)
+def test_unknown_tree_kind_needs_a_newer_reader():  # §8.2
+    node = msgpack.packb([1, [["x", 4, b"\x00" * 32, 1, 0]]], use_bin_type=True)
     with pytest.raises(UnsupportedFormat):
+        decode_tree_node(node)
+
+
+def test_reference_entry_must_carry_its_record():  # §8.3
+    node = msgpack.packb([1, [["x", 3, b"\x00" * 32, 1, 0]]], use_bin_type=True)
+    with pytest.raises(FormatError):
         decode_tree_node(node)
 
 

@@ -73,8 +73,9 @@ def test_context_strings_are_the_documented_ones(v):
     assert v["contexts"] == {
         "file_node": D.CONTEXT_FILE_NODE, "tree_node": D.CONTEXT_TREE_NODE,
         "log_entry": D.CONTEXT_LOG_ENTRY, "pack": D.CONTEXT_PACK, "pack_footer": CONTEXT_FOOTER,
+        "reference": D.CONTEXT_REFERENCE,
     }
-    assert len(set(v["contexts"].values())) == 5
+    assert len(set(v["contexts"].values())) == 6
 
 
 def test_chunk_ids(v):

@@ -239,7 +239,7 @@ def test_malformed_tree_entries_are_rejected(entry):
         decode_tree_node(_raw_tree([entry]))
 
 
-@pytest.mark.parametrize("kind", [3, 4, 200])
+@pytest.mark.parametrize("kind", [4, 200])
 def test_unknown_entry_kinds_need_a_newer_cas(kind):
     with pytest.raises(UnsupportedFormat):
         decode_tree_node(_raw_tree([("a", kind, ID_A, 1, 0)]))
