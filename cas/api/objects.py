@@ -119,6 +119,20 @@ class ObjectStore:
             loc = self._tables().locate(oid)
         return loc
 
+    def locate_many(self, oids) -> dict[bytes, Location]:
+        """Return the locations of ``oids`` that are stored; missing ids are left out.
+
+        Ids not in the cached snapshot get the retry rule of ``locate``.
+        """
+        found = self._tables().locate_many(oids)
+        if len(found) < len(oids):
+            for oid in oids:
+                if oid not in found:
+                    loc = self.locate(oid)
+                    if loc is not None:
+                        found[oid] = loc
+        return found
+
     # reads -----------------------------------------------------------------
     def get(self, oid: bytes, kind: int | None = None, where: str = "") -> bytes:
         """Return an object's raw bytes, verified against its id.

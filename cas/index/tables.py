@@ -183,6 +183,20 @@ class Tables:
             return None
         return Location(bytes(name[:64]).decode(), off, slen, rlen, kind, codec)
 
+    def locate_many(self, oids) -> dict[bytes, Location]:
+        """Return the locations of those of ``oids`` that are indexed (one lookup each)."""
+        get, objects, names, out = self.txn.get, self.d["objects"], {}, {}
+        for oid in oids:
+            v = get(oid, db=objects)
+            if v is None:
+                continue
+            no, off, slen, rlen, kind, codec = OBJ.unpack(v)
+            name = names.get(no)
+            if name is None:
+                name = names[no] = self.pack_name(no)
+            out[oid] = Location(name, off, slen, rlen, kind, codec)
+        return out
+
     def iter_objects(self) -> Iterator[tuple[bytes, Location]]:
         """Yield every indexed object and its location, except those in condemned packs."""
         names = dict(self.iter_packs())

@@ -230,6 +230,13 @@ class PackReader:
             raise StorageError(f"pack {name} is truncated at offset {offset}; run 'cas fsck'")
         return data
 
+    def prefetch(self, name: str, offset: int, length: int) -> None:
+        """Ask the kernel to start reading a range that will be read soon (a hint only)."""
+        try:
+            os.posix_fadvise(self._fd(name), offset, length, os.POSIX_FADV_WILLNEED)
+        except (OSError, AttributeError, StorageError):
+            pass
+
     def close(self) -> None:
         """Close all open handles."""
         for fd in self._fds.values():
