@@ -96,6 +96,8 @@ class RepoModel(RuleBasedStateMachine):
         self.aliases: dict[str, dict[str, int]] = {}
         self.tags: dict[str, list[set]] = {}
         self.deleted: dict[str, set[int]] = {}
+        # registry links: target collection -> [{"files", "source": (name, idx), "live"}]
+        self.links: dict[str, list[dict]] = {}
         self.draft = None
         self.draft_files: dict[str, bytes] = {}
 
@@ -273,6 +275,30 @@ class RepoModel(RuleBasedStateMachine):
         if live:
             al["latest"] = max(live)
 
+    @precondition(lambda self: self._logged())
+    @rule(data=st.data())
+    def link_version(self, data):
+        name, idx = data.draw(st.sampled_from(self._logged()))
+        target = f"reg-{name}"
+        links = self.links.setdefault(target, [])
+        lv = self.repo.artifact(f"{name}:v{idx}").link(target)
+        same = [j for j, ln in enumerate(links) if ln["live"] and ln["source"] == (name, idx)]
+        if same:  # linking a source again returns the existing link
+            expected = same[0]
+        else:
+            expected = len(links)
+            links.append({"files": self.versions[name][idx], "source": (name, idx), "live": True})
+        assert lv.version == f"v{expected}" and lv.is_link
+        assert lv.source_version == f"v{idx}" and lv.source_collection == name
+
+    @precondition(lambda self: any(ln["live"] for links in self.links.values() for ln in links))
+    @rule(data=st.data())
+    def unlink(self, data):
+        live = [(t, j) for t, links in self.links.items() for j, ln in enumerate(links) if ln["live"]]
+        target, j = data.draw(st.sampled_from(live))
+        self.repo.artifact(f"{target}:v{j}").unlink()
+        self.links[target][j]["live"] = False
+
     @rule()
     def gc(self):
         """gc with no grace: every live version (and the draft in progress) stays byte-identical."""
@@ -282,6 +308,13 @@ class RepoModel(RuleBasedStateMachine):
             root = self.repo.artifact(f"{name}:v{idx}").download(dest)
             assert read_tree(root) == self.versions[name][idx], f"{name}:v{idx} changed after gc"
             shutil.rmtree(dest)
+        for target, links in self.links.items():
+            for j, ln in enumerate(links):
+                if ln["live"]:  # a link keeps its content even when its source was deleted
+                    dest = tempfile.mkdtemp(dir=self.base, prefix="gc-link-")
+                    root = self.repo.artifact(f"{target}:v{j}").download(dest)
+                    assert read_tree(root) == ln["files"], f"link {target}:v{j} changed after gc"
+                    shutil.rmtree(dest)
         for name, gone in self.deleted.items():
             for idx in gone:
                 try:
@@ -388,6 +421,12 @@ class RepoModel(RuleBasedStateMachine):
                 except VersionDeleted:
                     continue
                 raise AssertionError(f"every version of {name} was deleted, yet it resolves")
+
+    @invariant()
+    def links_match_model(self):
+        for target, links in self.links.items():
+            live = [j for j, ln in enumerate(links) if ln["live"]]
+            assert [v.version for v in self.repo.artifacts(target)] == [f"v{j}" for j in reversed(live)]
 
     @invariant()
     def draft_matches_model(self):
