@@ -414,3 +414,17 @@ def test_new_repo_handle_reads_reference_versions(make_repo, tmp_path):
         w = again.artifact(v.name)
         assert w.get_entry("a.txt").ref == (tmp_path / "ext" / "a.txt").as_uri()
         assert again.verify().ok
+
+
+def test_gc_keeps_reference_versions_and_their_trees(repo, tmp_path):
+    write_tree(tmp_path / "ext", {"a.txt": b"alpha", "sub/b.txt": b"beta"})
+    a = draft(repo)
+    a.add_reference((tmp_path / "ext").as_uri(), name="r")
+    a.add(json.loads('{"k": 1}'), "meta")
+    v = repo.log_artifact(a)
+    log_files(repo, tmp_path, {"other": b"x" * 3000}, name="junk").delete(delete_aliases=True)
+    repo.gc(grace=0, repack_threshold=0.0)
+    assert read_tree(v.download(tmp_path / "out")) == {"r/a.txt": b"alpha", "r/sub/b.txt": b"beta",
+                                                       "meta.json": b'{"k":1}'}
+    report = repo.verify()
+    assert report.ok and report.n_references == 2
