@@ -189,6 +189,19 @@ class DraftTree:
         """Yield ``(path, entry)`` for every file, in path byte order."""
         return self._iter(self.root, "")
 
+    def pending_files(self) -> Iterator[PendingFile]:
+        """Yield the PendingFiles in the order ``build`` resolves them."""
+        def walk(d: _Dir):
+            if not d.dirty:
+                return
+            for e in self._children(d).values():
+                if isinstance(e, _Dir):
+                    yield from walk(e)
+                elif isinstance(e, PendingFile):
+                    yield e
+
+        return walk(self.root)
+
     def build(self, put_tree: Callable[[bytes, bytes], None] | None,
               resolve: Callable[[str, PendingFile], FileRef],
               on_reference: Callable[[], None] | None = None) -> tuple[bytes, int, int]:

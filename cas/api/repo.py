@@ -310,11 +310,12 @@ class Repo:
             artifact._repo = self
         src = artifact._repo
         tree = artifact._draft_tree()
-        root, size, n_files = tree.build(
-            lambda tid, data: src.objects.put(tid, KIND_TREE_NODE, data),
-            lambda p, e: src.ingester.file(e.local_path, store=True, expect=e.signature),
-            on_reference=lambda: src.require_feature(R.FEATURE_TREE_REFERENCE),
-        )
+        with src.ingester.reading_ahead((e.local_path, e.signature) for e in tree.pending_files()):
+            root, size, n_files = tree.build(
+                lambda tid, data: src.objects.put(tid, KIND_TREE_NODE, data),
+                lambda p, e: src.ingester.file(e.local_path, store=True, expect=e.signature),
+                on_reference=lambda: src.require_feature(R.FEATURE_TREE_REFERENCE),
+            )
         src.objects.flush()
         src.ingester.commit_stat_cache()
         if src is not self:

@@ -32,6 +32,7 @@ from cas.storage.crash import crashpoint
 from cas.storage.fsutil import fsync_dir
 
 PACK_SUFFIX = ".pack"
+WRITE_BUFFER = 1 << 20
 
 
 class PackWriter:
@@ -41,21 +42,33 @@ class PackWriter:
         self.packs_dir = packs_dir
         self.tmp_path = os.path.join(tmp_dir, f"{uuid.uuid4().hex}.pack.tmp")
         try:
-            self._f = open(self.tmp_path, "wb", buffering=1 << 20)
+            self._f = open(self.tmp_path, "wb", buffering=0)
         except OSError as exc:
             raise StorageError(f"cannot create pack in {tmp_dir}: {exc.strerror}") from exc
         self._hash = pack_hasher()
+        self._buf = bytearray()  # written and hashed per WRITE_BUFFER bytes, not per object
         self.entries: list[PackEntry] = []
         self.size = 0
         self._write(encode_header())
 
     def _write(self, data) -> None:
+        self._buf += data
+        self.size += len(data)
+        if len(self._buf) >= WRITE_BUFFER:
+            self._flush_buf()
+
+    def _flush_buf(self) -> None:
+        if not self._buf:
+            return
         try:
-            self._f.write(data)
+            view = memoryview(self._buf)
+            while view:  # a raw write may be short
+                view = view[self._f.write(view):]
+            view.release()
         except OSError as exc:
             raise StorageError(f"cannot write pack {self.tmp_path}: {exc.strerror}") from exc
-        self._hash.update(data)
-        self.size += len(data)
+        self._hash.update(self._buf)
+        self._buf = bytearray()
 
     def add(self, oid: bytes, kind: int, codec: int, raw_len: int, stored) -> PackEntry:
         """Append one object; return where its payload sits."""
@@ -84,6 +97,7 @@ class PackWriter:
                 condemned); a small random chunk is appended until the name is free.
         """
         while True:
+            self._flush_buf()  # the running hash covers everything written so far
             footer = encode_footer(self.entries)
             hasher = self._hash.copy()
             hasher.update(footer)
@@ -93,6 +107,7 @@ class PackWriter:
             pad = os.urandom(32)
             self.add(chunk_id(pad), KIND_CHUNK, CODEC_RAW, len(pad), pad)
         self._write(footer)
+        self._flush_buf()
         self.name = name
         return self.name
 
@@ -107,7 +122,6 @@ class PackWriter:
         """
         crashpoint("pack-written")
         try:
-            self._f.flush()
             os.fsync(self._f.fileno())
             self._f.close()
             crashpoint("pack-synced")
