@@ -193,25 +193,29 @@ class Artifact:
         prefix = "" if not name else check_path(name.rstrip("/")) + "/"
         tree = self._draft_tree()
         files = sorted(walk_files(local_path))
-        for rel, _absp, _st in files:
-            tree.check_settable(prefix + rel)
+        # a new, empty draft cannot conflict (a walk never yields a path that is
+        # both a file and a directory): skip the per-file draft lookups
+        fresh = tree.is_empty()
+        if not fresh:
+            for rel, _absp, _st in files:
+                tree.check_settable(prefix + rel)
         planned = []
         repo = self._bound()
         try:
             for rel, absp, st in files:
                 logical = check_path(prefix + rel)
                 entry = self._make_entry(absp, st, policy)
-                old = tree.get(logical)
-                if old is not None and not merge and not self._same(old, entry):
-                    raise PathConflict(
-                        f"add_dir would change {logical!r} in draft {self.name!r}; pass merge=True to replace it"
-                    )
+                if not fresh:
+                    old = tree.get(logical)
+                    if old is not None and not merge and not self._same(old, entry):
+                        raise PathConflict(
+                            f"add_dir would change {logical!r} in draft {self.name!r}; pass merge=True to replace it"
+                        )
                 planned.append((logical, absp, entry))
         finally:
             repo.ingester.commit_stat_cache()
-        for logical, absp, entry in planned:
-            tree.set(logical, entry)
-            self._local_names[absp] = logical
+        tree.set_many((logical, entry) for logical, _absp, entry in planned)
+        self._local_names.update((absp, logical) for logical, absp, _entry in planned)
         return len(planned)
 
     @contextlib.contextmanager

@@ -134,6 +134,32 @@ class DraftTree:
         for d in chain:
             d.dirty = True
 
+    def is_empty(self) -> bool:
+        """True for a new draft with no base and no entries (nothing can conflict)."""
+        return self.root.base is None and not self.root.children
+
+    def set_many(self, items) -> None:
+        """Put many ``(path, entry)`` pairs, walking each parent directory once.
+
+        The paths must already have passed ``check_path``; a path under the same
+        parent as the one before costs one dict store.
+
+        Raises:
+            PathConflict: As ``set``; entries before the conflicting one are kept.
+        """
+        dirs: dict[str, dict] = {}
+        for path, entry in items:
+            parent, _, name = path.rpartition("/")
+            kids = dirs.get(parent)
+            if kids is None:
+                chain, _ = self._walk_dir(parent.split("/") if parent else [], create=True)
+                for d in chain:
+                    d.dirty = True
+                kids = dirs[parent] = self._children(chain[-1])
+            if isinstance(kids.get(name), _Dir):
+                raise PathConflict(f"cannot add file {path!r}: it is a directory in this draft; remove it first")
+            kids[name] = entry
+
     def check_settable(self, path: str) -> None:
         """Raise PathConflict if ``set(path, ...)`` would fail, changing nothing."""
         check_path(path)

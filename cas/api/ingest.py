@@ -66,6 +66,48 @@ class FileIngester:
         e = self._cache_entry(path, signature(st))
         return None if e is None else FileRef(e.file_id, e.size, is_executable(st))
 
+    def resolve_cached(self, pending: Iterable) -> dict:
+        """Answer unchanged PendingFiles from the stat cache in one pass.
+
+        Each file is stat'ed now and must still have the PendingFile's signature;
+        the stat-cache record must match it (racy rule included) and its file id
+        must be stored. Files that fail any check are left out: ``file`` then
+        reads them or raises the error they deserve.
+
+        Returns:
+            ``{(local path, signature): FileRef}``.
+        """
+        out: dict = {}
+        t = self.objects._tables()
+        get_stat, has_object = t.get_stat_fields, t.has_object
+        queued = self.objects._pending
+        updates = self._stat_updates
+        for e in pending:
+            path, sig = e.local_path, e.signature
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev) != sig:
+                continue
+            key = stat_key(path)
+            u = updates.get(key)
+            f = get_stat(key) if u is None else (
+                u.dev, u.ino, u.size, u.mtime_ns, u.ctime_ns, u.recorded_ns, u.executable, u.file_id)
+            if f is None:
+                continue
+            dev, ino, size, mtime_ns, ctime_ns, recorded_ns, _x, fid = f
+            if (
+                (size, mtime_ns, ctime_ns, ino, dev) != sig
+                or mtime_ns + RACY_NS > recorded_ns
+                or ctime_ns + RACY_NS > recorded_ns
+                or (fid not in queued and not has_object(fid))
+            ):
+                continue
+            out[(path, sig)] = FileRef(fid, size, bool(st.st_mode & statmod.S_IXUSR))
+        self.n_cached += len(out)
+        return out
+
     def _cache_entry(self, path: str, sig: tuple) -> StatEntry | None:
         """Return the stat-cache record of ``path`` if it matches ``signature`` ``sig``."""
         key = stat_key(path)

@@ -310,10 +310,14 @@ class Repo:
             artifact._repo = self
         src = artifact._repo
         tree = artifact._draft_tree()
-        with src.ingester.reading_ahead((e.local_path, e.signature) for e in tree.pending_files()):
+        pending = list(tree.pending_files())
+        known = src.ingester.resolve_cached(pending)  # unchanged files: one stat each
+        with src.ingester.reading_ahead((e.local_path, e.signature) for e in pending
+                                        if (e.local_path, e.signature) not in known):
             root, size, n_files = tree.build(
                 lambda tid, data: src.objects.put(tid, KIND_TREE_NODE, data),
-                lambda p, e: src.ingester.file(e.local_path, store=True, expect=e.signature),
+                lambda p, e: known.get((e.local_path, e.signature))
+                or src.ingester.file(e.local_path, store=True, expect=e.signature),
                 on_reference=lambda: src.require_feature(R.FEATURE_TREE_REFERENCE),
             )
         src.objects.flush()

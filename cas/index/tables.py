@@ -304,6 +304,14 @@ class Tables:
         dev, ino, size, mt, ct, rec, ex, fid = STAT.unpack(v)
         return StatEntry(dev, ino, size, mt, ct, rec, bool(ex), fid)
 
+    def get_stat_fields(self, path: bytes) -> tuple | None:
+        """Return ``(dev, ino, size, mtime_ns, ctime_ns, recorded_ns, exec, file id)`` or None.
+
+        The fields of ``get_stat`` without building a StatEntry (hot loop of re-adds).
+        """
+        v = self.txn.get(path, db=self.d["statcache"])
+        return None if v is None else STAT.unpack(v)
+
     def put_stat(self, path: bytes, e: StatEntry) -> None:
         """Store a stat-cache record."""
         self.txn.put(
