@@ -279,10 +279,16 @@ class ObjectStore:
     def flush(self) -> list[str]:
         """Seal the open pack and index it; return the names sealed so far."""
         if self._batch or self._inflight or self._writer is not None or self._sealing:
-            self._drain()
-            self._seal_open_pack()
-            sealing, self._sealing = self._sealing, []
-            done = [(fut.result(), w) for fut, w in sealing]  # raises the first seal error
+            try:
+                self._drain()
+                self._seal_open_pack()
+                sealing, self._sealing = self._sealing, []
+                done = [(fut.result(), w) for fut, w in sealing]  # raises the first seal error
+            except BaseException:
+                # nothing queued since the last flush is indexed: forget it, so a
+                # retry stores it again instead of trusting ``has``
+                self.abort()
+                raise
             if done:
                 self.refresh()
                 with self.db.write() as txn:
