@@ -21,6 +21,7 @@ from cas.format.chunker import Chunker
 from cas.format.digest import chunk_id
 from cas.format.nodes import build_file_nodes
 from cas.format.pack import KIND_CHUNK, KIND_FILE_NODE
+from cas.index.replay import gc_count
 from cas.index.tables import StatEntry, Tables
 
 # A file modified less than this before it was hashed may change again within
@@ -78,9 +79,14 @@ class FileIngester:
             ``{(local path, signature): FileRef}``.
         """
         out: dict = {}
+        pending = list(pending)
+        if not pending:
+            return out
+        self.objects.before_write()  # hold a gc pin before trusting stored objects
         t = self.objects._tables()
-        get_stat, has_object = t.get_stat_fields, t.has_object
-        queued = self.objects._pending
+        get_stat = t.get_stat_fields
+        # after any gc a stored node may lack a descendant: check the whole file then
+        has_file = self.objects.has if gc_count(t) == 0 else self.objects.has_file
         updates = self._stat_updates
         for e in pending:
             path, sig = e.local_path, e.signature
@@ -101,7 +107,7 @@ class FileIngester:
                 (size, mtime_ns, ctime_ns, ino, dev) != sig
                 or mtime_ns + RACY_NS > recorded_ns
                 or ctime_ns + RACY_NS > recorded_ns
-                or (fid not in queued and not has_object(fid))
+                or not has_file(fid)
             ):
                 continue
             out[(path, sig)] = FileRef(fid, size, bool(st.st_mode & statmod.S_IXUSR))
