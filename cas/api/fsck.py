@@ -9,13 +9,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from cas.errors import CasError, FormatError
+from cas.errors import CasError
 from cas.format.digest import to_text
 from cas.format.nodes import KIND_REFERENCE, KIND_TREE
 from cas.format.pack import KIND_CHUNK
 from cas.index.replay import K_BAD_LOG, K_BAD_PACKS, noted
 from cas.index.tables import Tables
-from cas.storage.packs import hash_pack, iter_pack_names, pack_path, read_pack_index
+from cas.api.packscan import scan_packs
+from cas.format.nodes import decode_file_node, decode_tree_node
+from cas.storage.packs import iter_pack_names
 
 
 @dataclass
@@ -99,38 +101,49 @@ def fsck(repo, progress=None, check_references: bool = True) -> FsckReport:
     bad: dict[bytes, str] = {}  # object id -> why
     n_objects = 0
     packs_dir = repo.layout.packs
+    # one read transaction for the whole check: versions and object locations
+    # come from the same snapshot, so every object a version needs is indexed in it
     with repo.db.read() as txn:
         t = Tables(repo.db, txn)
         indexed = dict((name, no) for no, name in t.iter_packs())
         for seq in noted(t, K_BAD_LOG):
             findings.append(Finding("bad-log-entry", f"log/{seq:016d}", "does not parse; it was skipped"))
-        locations = list(t.iter_objects())
-        # versions from the same snapshot: every object they need is in ``locations``
         versions = [(c, r) for c, _ in t.iter_collections() for r in t.iter_versions(c)
                     if r.get("state") != "DELETED"]  # gc may have reclaimed a deleted version's objects
+        n_objects = t.count("objects")
+        on_disk = list(iter_pack_names(packs_dir))
+        for name in set(indexed) - set(on_disk):
+            findings.append(Finding("missing-pack", name, "indexed but not on disk"))
+        # every pack read once: its own hash and every object it lists (docs/decisions.md, "fsck")
+        scan = scan_packs(packs_dir, on_disk, txn, repo.db.dbs, indexed, objects.codec.level, progress)
+        for name, detail in scan.pack_problems:
+            findings.append(Finding("corrupt-pack", name, detail))
+        bad.update(scan.bad)
+        if scan.n_matched + len(scan.bad) != n_objects:
+            # some indexed locations were not covered by a footer (missing pack, damaged
+            # footer, index disagreeing with a footer): read those one by one
+            for oid, loc in t.iter_objects():
+                no = indexed.get(loc.pack)
+                if oid in bad or loc.offset in scan.matched.get(no, ()):
+                    continue
+                try:
+                    objects.read_at(oid, loc)
+                except CasError as exc:
+                    bad[oid] = str(exc)
     # object lookups below must see at least that snapshot, not an older cached one
     # (another process may have logged since this Repo last read the index)
     objects.refresh()
-    on_disk = list(iter_pack_names(packs_dir))
-    for name in set(indexed) - set(on_disk):
-        findings.append(Finding("missing-pack", name, "indexed but not on disk"))
-    names = on_disk
-    for i, name in enumerate(names):
-        path = pack_path(packs_dir, name)
-        if hash_pack(path) != name:
-            findings.append(Finding("corrupt-pack", name, "pack bytes do not hash to the pack's name"))
-        try:
-            read_pack_index(path)
-        except (FormatError, CasError) as exc:
-            findings.append(Finding("corrupt-pack", name, f"footer: {exc}"))
-        if progress:
-            progress(i + 1, len(names))
-    for oid, loc in locations:
-        n_objects += 1
-        try:
-            objects.read_at(oid, loc)
-        except CasError as exc:
-            bad[oid] = str(exc)
+    snap = Tables(repo.db, repo.db.snapshot())
+    has = snap.has_object
+    nodes = scan.nodes
+
+    def get_tree(tid: bytes):
+        raw = nodes.get(tid)
+        return decode_tree_node(raw) if raw is not None else objects.get_tree(tid)
+
+    def get_file_node(fid: bytes):
+        raw = nodes.get(fid)
+        return decode_file_node(raw) if raw is not None else objects.get_file_node(fid)
     # versions: walk each tree once per distinct subtree id
     affected: dict[bytes, list[str]] = {}
     checked: dict[bytes, list[tuple[bytes, str]]] = {}
@@ -145,11 +158,11 @@ def fsck(repo, progress=None, check_references: bool = True) -> FsckReport:
         problems: list[tuple[bytes, str]] = []
         below: list = []
         tree_refs[tid] = below
-        if tid in bad or not objects.has(tid):
+        if tid in bad or not has(tid):
             problems.append((tid, ""))
         else:
             try:
-                entries = objects.get_tree(tid)
+                entries = get_tree(tid)
             except CasError:
                 entries = []
                 problems.append((tid, ""))
@@ -171,17 +184,17 @@ def fsck(repo, progress=None, check_references: bool = True) -> FsckReport:
             return file_checked[fid]
         out: list[bytes] = []
         reachable.add(fid)
-        if fid in bad or not objects.has(fid):
+        if fid in bad or not has(fid):
             out.append(fid)
         else:
             try:
-                node = objects.get_file_node(fid)
+                node = get_file_node(fid)
                 for cid, _n in node.entries:
                     if node.level > 0:
                         out.extend(check_file(cid))
                     else:
                         reachable.add(cid)
-                        if cid in bad or not objects.has(cid):
+                        if cid in bad or not has(cid):
                             out.append(cid)
             except CasError:
                 out.append(fid)
@@ -206,7 +219,9 @@ def fsck(repo, progress=None, check_references: bool = True) -> FsckReport:
         for name in noted(Tables(repo.db, txn), K_BAD_PACKS):
             if not any(f.key == name for f in findings):
                 findings.append(Finding("corrupt-pack", name, "footer damaged; objects were salvaged by scanning"))
-    live_packs = {loc.pack for oid, loc in locations if oid in reachable}
+    snap_get, objs = snap.txn.get, repo.db.dbs["objects"]
+    live_nos = {int.from_bytes(v[:4], "little") for v in map(lambda o: snap_get(o, db=objs), reachable) if v}
+    live_packs = {name for name, no in indexed.items() if no in live_nos}
     orphan = len(set(on_disk) - live_packs)
     # unsealed packs and log entries of interrupted (or still running) writers
     n_tmp = len(os.listdir(repo.layout.tmp)) if os.path.isdir(repo.layout.tmp) else 0
