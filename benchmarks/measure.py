@@ -103,19 +103,29 @@ def drop_caches(enabled: bool) -> None:
 
 
 def du_bytes(path: str) -> int:
-    """Apparent size of every file under ``path`` (like ``du -sb``), links not followed."""
-    if not os.path.lexists(path):
+    """Apparent size of every file under ``path`` (like ``du -sb``), links not followed.
+
+    Entries that vanish during the walk (a tool's background ``git gc``) are skipped.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
         return 0
-    if os.path.isfile(path) or os.path.islink(path):
-        return os.lstat(path).st_size
-    total = os.lstat(path).st_size
+    if not os.path.isdir(path) or os.path.islink(path):
+        return st.st_size
+    total = st.st_size
     stack = [path]
     while stack:
         d = stack.pop()
-        with os.scandir(d) as it:
-            for e in it:
-                st = e.stat(follow_symlinks=False)
-                total += st.st_size
-                if e.is_dir(follow_symlinks=False):
-                    stack.append(e.path)
+        try:
+            with os.scandir(d) as it:
+                for e in it:
+                    try:
+                        total += e.stat(follow_symlinks=False).st_size
+                        if e.is_dir(follow_symlinks=False):
+                            stack.append(e.path)
+                    except FileNotFoundError:
+                        continue
+        except FileNotFoundError:
+            continue
     return total

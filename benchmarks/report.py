@@ -159,14 +159,20 @@ def render_md(res, png_name) -> str:
              "`benchmarks/gen_workloads.py` (W1–W7, described below), all in one run on one "
              "machine. Produced by:\n")
     L.append("```\n%s\n```\n" % res["command"])
-    L.append("Date %s; cas at commit `%s`; %d run(s), median reported%s; %s; whole run took "
-             "%.0f s.\n" % (res["date"], res.get("cas_commit"), res["runs"],
+    L.append("Date %s; cas at commit `%s`; %d run(s)%s, median reported%s; %s; whole run took "
+             "%.0f s.\n" % (res["date"], res.get("cas_commit"), res.get("runs_done", res["runs"]),
+                            "" if res.get("runs_done", res["runs"]) == res["runs"]
+                            else " **of %d planned (partial)**" % res["runs"],
                             (", fewer runs for %s" % ", ".join("%s=%d" % kv for kv in res["runs_for"].items()))
                             if res.get("runs_for") else "",
                             res["cache"], res.get("elapsed_s") or 0))
     if res.get("timeout_s"):
         L.append("A step that ran longer than %.0f s was stopped and is shown as *timed out*.\n"
                  % res["timeout_s"])
+    if res.get("timeout_for"):
+        L.append("Shorter per-step limits: %s (seconds); a step stopped at its limit is shown as "
+                 "*timed out* and the rest of its chain is not run.\n"
+                 % ", ".join("%s=%g" % kv for kv in res["timeout_for"].items()))
     if res.get("missing"):
         L.append("**Missing peers (not installed, no figures):** %s.\n" % ", ".join(res["missing"]))
     if res.get("failures"):

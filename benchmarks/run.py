@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 from benchmarks import data as bdata
 from benchmarks import measure
@@ -254,6 +255,43 @@ def git_commit(path: str) -> str | None:
     return r.stdout.strip() or None
 
 
+def build_results(a, w, sizes, digests, drop, versions, missing, floors_runs, startup, raw,
+                  failures, only, runs_for, timeout_for, runs_done, started) -> dict:
+    """The results dict from what has been measured so far."""
+    floors = {}
+    for k in floors_runs[0] if floors_runs else {}:
+        vals = [f[k] for f in floors_runs if k in f]
+        floors[k] = {"median_s": statistics.median(v["wall"] for v in vals), "n": len(vals)}
+        if "bytes" in vals[0]:
+            floors[k]["bytes"] = vals[0]["bytes"]
+    results = {
+        "command": "python -m benchmarks.run " + " ".join(shlex.quote(x) for x in a.argv),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "quick": a.quick, "runs": a.runs, "runs_done": runs_done, "runs_for": runs_for,
+        "timeout_s": a.timeout, "timeout_for": timeout_for,
+        "cache": "cold (page cache dropped before each timed step)"
+        if drop else ("warm (--warm)" if a.warm else "warm (dropping the page cache is not permitted here)"),
+        "data": w.root, "sizes": sizes, "digests": digests, "machine": machine_info(w.root),
+        "versions": versions, "missing": missing, "cas_commit": git_commit(a.cas_src),
+        "floors": floors, "floors_runs": floors_runs, "startup": startup,
+        "tools": {t: {s: summarize(v) for s, v in steps.items()} for t, steps in raw.items()},
+        "failures": failures, "only": sorted(only), "note": a.note,
+    }
+    results["targets"] = report.evaluate_targets(results)
+    results["elapsed_s"] = round(time.time() - started, 1)
+    return results
+
+
+def save(a, out, results, log) -> None:
+    """Write results.json and the report (docs/ unless --quick or --no-docs)."""
+    path = os.path.join(out, "results.json")
+    with open(path, "w") as f:
+        json.dump(results, f, indent=1, sort_keys=True)
+    docs = os.path.join(ROOT, "docs") if not a.no_docs and (not a.quick or a.write_docs) else out
+    md, png = report.write_docs(results, docs)
+    log("wrote %s, %s and %s" % (path, md, png))
+
+
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=os.environ.get("BENCH_DATA", "/tmp/cas-bench-data"),
@@ -273,6 +311,8 @@ def parse_args(argv=None):
                     "git-annex:w3=1,dvc=2 (chains: w1 w2 w3 w5)")
     ap.add_argument("--warm", action="store_true", help="never drop the page cache (faster; "
                     "figures are then warm-cache)")
+    ap.add_argument("--timeout-for", default="", help="per-step time limit for a tool/chain, "
+                    "e.g. git-annex:w3=120")
     ap.add_argument("--startup-runs", type=int, default=21)
     ap.add_argument("--work", default=None, help="scratch dir for stores (default: a temp dir "
                     "in $TMPDIR, removed at the end)")
@@ -338,10 +378,13 @@ def main(argv=None) -> int:
         versions.setdefault(prog, (subprocess.run([prog, "--version"], capture_output=True, text=True)
                                    .stdout.strip().splitlines() or ["?"])[0] if shutil.which(prog) else None)
 
-    runs_for = {}
+    runs_for, timeout_for = {}, {}
     for item in filter(None, (x.strip() for x in a.runs_for.split(","))):
         k, n = item.split("=")
         runs_for[k] = int(n)
+    for item in filter(None, (x.strip() for x in a.timeout_for.split(","))):
+        k, n = item.split("=")
+        timeout_for[k] = float(n)
 
     chains = []
     if only & {"w1", "w4", "w6", "w7"}:
@@ -354,7 +397,7 @@ def main(argv=None) -> int:
         chains.append("w5")
 
     raw = {t.name: {} for t in tools}
-    floors_runs, failures = [], []
+    floors_runs, failures, startup = [], [], {}
     for r in range(a.runs):
         log("== run %d/%d" % (r + 1, a.runs))
         floors_runs.append(measure_floors(w, ctx, work, only))
@@ -365,49 +408,26 @@ def main(argv=None) -> int:
                 if r >= limit:
                     continue
                 log("   %s %s" % (t.name, ch))
+                ctx.timeout = timeout_for.get("%s:%s" % (t.name, ch), timeout_for.get(t.name, a.timeout))
                 base = os.path.join(work, "%s-%s-%d" % (t.name, ch, r))
                 try:
                     rec = run_chain(t, ch, w, ctx, base, only, digests, sizes, verify_extra=(r == 0))
-                except StepFailed as e:
-                    log("   FAILED: %s %s: %s" % (t.name, ch, e))
-                    failures.append({"tool": t.name, "chain": ch, "run": r, "error": str(e)})
+                except Exception as e:  # noqa: BLE001 - a broken run is reported, the rest goes on
+                    msg = str(e) if isinstance(e, StepFailed) else traceback.format_exc()
+                    log("   FAILED: %s %s: %s" % (t.name, ch, msg))
+                    failures.append({"tool": t.name, "chain": ch, "run": r, "error": msg})
                     shutil.rmtree(base, ignore_errors=True)
                     continue
+                finally:
+                    ctx.timeout = a.timeout
                 for step, v in rec.items():
                     if step in only or step.split("_")[0] in only:
                         raw[t.name].setdefault(step, []).append(v)
-    startup = measure_startup(a.cas_src, a.startup_runs) if "cas" in versions else {}
-
-    floors = {}
-    for k in floors_runs[0]:
-        vals = [f[k] for f in floors_runs if k in f]
-        floors[k] = {"median_s": statistics.median(v["wall"] for v in vals), "n": len(vals)}
-        if "bytes" in vals[0]:
-            floors[k]["bytes"] = vals[0]["bytes"]
-    results = {
-        "command": "python -m benchmarks.run " + " ".join(shlex.quote(x) for x in a.argv),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "elapsed_s": None, "quick": a.quick, "runs": a.runs, "runs_for": runs_for,
-        "timeout_s": a.timeout, "cache": "cold (page cache dropped before each timed step)"
-        if drop else ("warm (--warm)" if a.warm else "warm (dropping the page cache is not permitted here)"),
-        "data": w.root, "sizes": sizes, "digests": digests, "machine": machine_info(w.root),
-        "versions": versions, "missing": missing, "cas_commit": git_commit(a.cas_src),
-        "floors": floors, "floors_runs": floors_runs, "startup": startup,
-        "tools": {t: {s: summarize(v) for s, v in steps.items()} for t, steps in raw.items()},
-        "failures": failures, "only": sorted(only), "note": a.note,
-    }
-    results["targets"] = report.evaluate_targets(results)
-    results["elapsed_s"] = round(time.time() - started, 1)
-    path = os.path.join(out, "results.json")
-    with open(path, "w") as f:
-        json.dump(results, f, indent=1, sort_keys=True)
-    log("results: %s" % path)
-    if not a.no_docs and (not a.quick or a.write_docs):
-        md, png = report.write_docs(results, os.path.join(ROOT, "docs"))
-        log("wrote %s and %s" % (md, png))
-    else:
-        md, png = report.write_docs(results, out)
-        log("wrote %s and %s" % (md, png))
+        if r == 0 and "cas" in versions:
+            startup = measure_startup(a.cas_src, a.startup_runs)
+        results = build_results(a, w, sizes, digests, drop, versions, missing, floors_runs, startup,
+                                raw, failures, only, runs_for, timeout_for, r + 1, started)
+        save(a, out, results, log)
     if not a.work:
         shutil.rmtree(work, ignore_errors=True)
     for fl in failures:
