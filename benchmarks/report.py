@@ -44,7 +44,7 @@ def _t(name, ratio, op, bar, detail):
     if ratio is None:
         return {"target": name, "ratio": None, "bar": "%s %s" % (op, bar), "result": "n/a",
                 "detail": detail}
-    ok = ratio <= bar if op == "<=" else ratio >= bar if op == ">=" else ratio < bar
+    ok = ratio <= bar if op == "<=" else ratio >= bar if op == ">=" else ratio > bar
     return {"target": name, "ratio": round(ratio, 3), "bar": "%s %s" % (op, bar),
             "result": "PASS" if ok else "FAIL", "detail": detail}
 
