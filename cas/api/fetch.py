@@ -9,17 +9,17 @@ zero-copy views into the run buffer. Nothing here writes.
 
 from __future__ import annotations
 
+from cas.api.objects import decode_verified
 from cas.errors import DigestMismatch, FormatError, ObjectNotFound, StorageError
-from cas.format.codec import CODEC_RAW, Codec
-from cas.format.digest import chunk_id, file_node_id, to_text, tree_node_id
+from cas.format.codec import Codec
+from cas.format.digest import to_text
 from cas.format.nodes import decode_file_node
-from cas.format.pack import KIND_CHUNK, KIND_FILE_NODE, KIND_TREE_NODE, OBJECT_KINDS
+from cas.format.pack import KIND_CHUNK, KIND_FILE_NODE, OBJECT_KINDS
 
 MAX_RUN = 4 << 20  # bytes read by one pread at most (unless one object is larger)
 MAX_GAP = 256 << 10  # unwanted bytes between two wanted records read over instead of a new pread
 SEGMENT = 4 << 20  # raw bytes of a large file fetched per step
 NODE_GROUP = 16  # interior file nodes fetched together
-_HASHERS = {KIND_CHUNK: chunk_id, KIND_FILE_NODE: file_node_id, KIND_TREE_NODE: tree_node_id}
 
 
 class Fetcher:
@@ -99,17 +99,7 @@ class Fetcher:
             raise StorageError(f"{exc} (reading {to_text(oid)} for {where})") from exc
 
     def _verify(self, oid: bytes, loc, stored, where: str):
-        if loc.codec == CODEC_RAW and len(stored) == loc.raw_len:
-            raw = stored
-        else:
-            try:
-                raw = self.codec.decode(loc.codec, stored, loc.raw_len)
-            except FormatError as exc:
-                raise DigestMismatch(to_text(oid), to_text(oid), f"undecodable bytes ({exc})", where) from exc
-        actual = _HASHERS[loc.kind](raw)
-        if actual != oid:
-            raise DigestMismatch(to_text(oid), to_text(oid), to_text(actual), where)
-        return raw
+        return decode_verified(self.codec, oid, loc, stored, where)
 
     def chunk_lists(self, files) -> list[list[tuple[bytes, int]]]:
         """Return the chunk list ``[(chunk id, length), ...]`` of each ``(file id, where)``.

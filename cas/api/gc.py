@@ -33,9 +33,8 @@ from dataclasses import dataclass, field
 from cas.errors import CasError, IntegrityError
 from cas.format import records as R
 from cas.format.codec import Codec
-from cas.format.digest import chunk_id, file_node_id, tree_node_id
 from cas.format.nodes import KIND_FILE, KIND_TREE
-from cas.format.pack import KIND_CHUNK, KIND_FILE_NODE, KIND_TREE_NODE
+from cas.format.pack import KIND_CHUNK, KIND_FILE_NODE, KIND_TREE_NODE, object_id
 from cas.index.replay import index_pack
 from cas.index.tables import Tables
 from cas.storage.crash import crashpoint
@@ -49,7 +48,6 @@ DEFAULT_REPACK_THRESHOLD = 0.5
 LEASE_S = 15 * 60
 PACK_TARGET_SIZE = 32 * 1024 * 1024
 MAX_ROUNDS = 50
-_HASHERS = {KIND_CHUNK: chunk_id, KIND_FILE_NODE: file_node_id, KIND_TREE_NODE: tree_node_id}
 
 
 @dataclass
@@ -333,7 +331,7 @@ def _repack(repo, packs: list[_Pack], live: set[bytes], copied: set[bytes], repo
             for e in wanted:
                 stored = reader.read(p.name, e.offset, e.stored_len)
                 raw = codec.decode(e.codec, stored, e.raw_len)
-                if _HASHERS[e.kind](raw) != e.id:
+                if object_id(e.kind, raw) != e.id:
                     raise IntegrityError(
                         f"pack {p.name} holds a corrupt copy of a live object; gc stopped before changing "
                         "anything; run 'cas fsck'"

@@ -23,10 +23,10 @@ import threading
 from collections import deque
 
 from cas.errors import CasError, DigestMismatch, FormatError, ObjectNotFound, StorageError
-from cas.format.codec import Codec
-from cas.format.digest import chunk_id, file_node_id, to_text, tree_node_id
+from cas.format.codec import CODEC_RAW, Codec
+from cas.format.digest import to_text
 from cas.format.nodes import FileNode, decode_file_node, decode_tree_node
-from cas.format.pack import KIND_CHUNK, KIND_FILE_NODE, KIND_TREE_NODE, OBJECT_KINDS
+from cas.format.pack import KIND_FILE_NODE, KIND_TREE_NODE, OBJECT_KINDS, object_id
 from cas.index.replay import gc_count, index_pack
 from cas.index.tables import Location, Tables
 from cas.storage.crash import crashpoint
@@ -35,7 +35,25 @@ from cas.storage.packs import PackReader, PackWriter, iter_pack_names
 PACK_TARGET_SIZE = 32 * 1024 * 1024
 BATCH_BYTES = 1 << 20  # raw bytes per compression job
 MAX_INFLIGHT = 24 << 20  # raw bytes queued or being compressed before put() waits
-_HASHERS = {KIND_CHUNK: chunk_id, KIND_FILE_NODE: file_node_id, KIND_TREE_NODE: tree_node_id}
+
+
+def decode_verified(codec: Codec, oid: bytes, loc: Location, stored, where: str):
+    """Return the raw bytes of an object read from ``loc``, checked against its id.
+
+    Raises:
+        DigestMismatch: The bytes do not decode or do not hash to ``oid``.
+    """
+    if loc.codec == CODEC_RAW and len(stored) == loc.raw_len:
+        raw = stored
+    else:
+        try:
+            raw = codec.decode(loc.codec, stored, loc.raw_len)
+        except FormatError as exc:
+            raise DigestMismatch(to_text(oid), to_text(oid), f"undecodable bytes ({exc})", where) from exc
+    actual = object_id(loc.kind, raw)
+    if actual != oid:
+        raise DigestMismatch(to_text(oid), to_text(oid), to_text(actual), where)
+    return raw
 
 
 class ObjectStore:
@@ -160,14 +178,7 @@ class ObjectStore:
                 raise
             loc = moved
             stored = self.reader.read(loc.pack, loc.offset, loc.stored_len)
-        try:
-            raw = self.codec.decode(loc.codec, stored, loc.raw_len)
-        except FormatError as exc:
-            raise DigestMismatch(to_text(oid), to_text(oid), f"undecodable bytes ({exc})", where) from exc
-        actual = _HASHERS[loc.kind](raw)
-        if actual != oid:
-            raise DigestMismatch(to_text(oid), to_text(oid), to_text(actual), where or f"pack {loc.pack}")
-        return raw
+        return decode_verified(self.codec, oid, loc, stored, where or f"pack {loc.pack}")
 
     def read_at(self, oid: bytes, loc: Location, where: str = "") -> bytes:
         """Read and verify an object at a known location."""

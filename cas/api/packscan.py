@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 
 from cas.errors import CasError, FormatError
 from cas.format.codec import CODEC_RAW, Codec
-from cas.format.digest import chunk_id, file_node_id, to_text, tree_node_id
-from cas.format.pack import KIND_CHUNK, KIND_FILE_NODE, KIND_TREE_NODE
+from cas.format.digest import to_text
+from cas.format.pack import KIND_CHUNK, object_id
 from cas.index.tables import OBJ
 from cas.storage.packs import iter_pack_blocks, pack_path, read_pack_index
 
-_HASHERS = {KIND_CHUNK: chunk_id, KIND_FILE_NODE: file_node_id, KIND_TREE_NODE: tree_node_id}
 NODE_CACHE_BYTES = 64 << 20  # verified node bytes kept for the version walk that follows
 QUEUE_DEPTH = 4  # blocks (4 MiB each) read ahead of verification
 
@@ -193,7 +192,7 @@ def _check(e, stored, codec) -> tuple[str | None, bytes | None]:
             return f"corrupt object {to_text(e.id)}: undecodable bytes ({exc})", None
         except CasError as exc:
             return str(exc), None
-    actual = _HASHERS[e.kind](raw)
+    actual = object_id(e.kind, raw)
     if actual != e.id:
         return (f"corrupt object {to_text(e.id)}: content hashes to {to_text(actual)}, "
                 f"expected {to_text(e.id)}"), None

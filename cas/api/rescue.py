@@ -12,13 +12,12 @@ from __future__ import annotations
 import os
 
 from cas.errors import CasError, ObjectNotFound
-from cas.format.digest import chunk_id, file_node_id, to_text, tree_node_id
+from cas.format.digest import to_text
 from cas.format.nodes import KIND_FILE, KIND_TREE, decode_file_node, decode_tree_node
-from cas.format.pack import KIND_CHUNK, KIND_FILE_NODE, KIND_TREE_NODE
+from cas.format.pack import KIND_CHUNK, KIND_FILE_NODE, KIND_TREE_NODE, object_id
 from cas.index.tables import Tables
 from cas.storage.packs import pack_path, read_pack_index
 
-_HASHERS = {KIND_CHUNK: chunk_id, KIND_FILE_NODE: file_node_id, KIND_TREE_NODE: tree_node_id}
 
 
 def _children(kind: int, raw: bytes):
@@ -93,7 +92,7 @@ def rescue_tree(repo, root: bytes) -> int:
             name, e = hit
             stored = objects.reader.read(name, e.offset, e.stored_len)
             raw = objects.codec.decode(e.codec, stored, e.raw_len)
-            if _HASHERS[e.kind](raw) != oid:
+            if object_id(e.kind, raw) != oid:
                 raise ObjectNotFound(to_text(oid), f"its only copy in condemned pack {name} is corrupt")
             objects.put(oid, e.kind, raw)
             copied += 1

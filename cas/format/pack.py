@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass
 
 from cas.errors import FormatError, UnsupportedFormat
-from cas.format.digest import DIGEST_SIZE, keyed_id
+from cas.format.digest import DIGEST_SIZE, chunk_id, file_node_id, keyed_id, tree_node_id
 
 PACK_MAGIC = b"CASPACK\x00"
 PACK_VERSION = 1
@@ -36,6 +36,12 @@ KIND_CHUNK = 0
 KIND_FILE_NODE = 1
 KIND_TREE_NODE = 2
 OBJECT_KINDS = {KIND_CHUNK: "chunk", KIND_FILE_NODE: "file node", KIND_TREE_NODE: "tree node"}
+_ID_OF_KIND = {KIND_CHUNK: chunk_id, KIND_FILE_NODE: file_node_id, KIND_TREE_NODE: tree_node_id}
+
+
+def object_id(kind: int, raw) -> bytes:
+    """Return the id an object of ``kind`` with content ``raw`` must have (§4)."""
+    return _ID_OF_KIND[kind](raw)
 MAX_OBJECT = 64 * 1024 * 1024
 
 
