@@ -30,6 +30,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from cas.api.publish import append_entry
 from cas.errors import CasError, IntegrityError
 from cas.format import records as R
 from cas.format.codec import Codec
@@ -260,8 +261,6 @@ def _collect(repo, report: GcReport, now_ns: int, grace_s: float, threshold: flo
                 return None
             return {"op": R.OP_GC, "time_ns": time.time_ns(), "condemned": sorted(condemned),
                     "packs": list(new_packs), "live_seq": seq}
-
-        from cas.api.publish import append_entry
 
         published = append_entry(repo, build)
         if not moved:
