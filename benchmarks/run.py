@@ -359,6 +359,10 @@ def main(argv=None) -> int:
     log("page cache: %s" % ("dropped before each timed step" if drop else "WARM (drop not permitted)"))
     ctx = Ctx(drop, a.timeout, log)
 
+    # measure cas as pip installs it: with bytecode compiled (PYTHONDONTWRITEBYTECODE,
+    # set on some machines, would otherwise make every cas start compile its modules)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(a.cas_src, "cas")], check=True)
+
     wanted = [t.strip() for t in a.tools.split(",") if t.strip()]
     tools, versions, missing = [], {}, []
     for t in all_tools(a.cas_src):

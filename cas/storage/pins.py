@@ -17,7 +17,6 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from cas.storage.fsutil import fsync_dir
 
 PIN_TTL_NS = 3600 * 10**9
 REFRESH_NS = 60 * 10**9
@@ -58,18 +57,17 @@ class Pin:
         path = os.path.join(self.dir, f"{HOST}-{os.getpid()}-{uuid.uuid4().hex[:12]}")
         started = time.time_ns()
         self._write(path, started, 0)
-        fsync_dir(self.dir)
         self.path = path
         self._write(path, started, int(seen_seq_after()))
         self._touched = time.monotonic_ns()
 
     def _write(self, path: str, started: int, seen_seq: int) -> None:
+        # no fsync: a pin only matters while its process runs, and a crash of the
+        # machine ends the process too; other processes see the file once it is closed
         data = json.dumps({"host": HOST, "pid": os.getpid(), "started_ns": started, "seen_seq": seen_seq})
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
         os.replace(tmp, path)
 
     def touch(self) -> None:
