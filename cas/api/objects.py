@@ -213,10 +213,11 @@ class ObjectStore:
         ``raw`` (bytes or a memoryview) must stay unchanged until ``flush``
         returns. The object is durable only after ``flush``.
         """
+        if not self._pending:
+            # also before a dedup hit: reusing a stored object needs the writer's pin
+            self.before_write()
         if self.has(oid):
             return False
-        if not self._pending:
-            self.before_write()
         self._pending.add(oid)
         self._batch.append((oid, kind, raw))
         n = len(raw)

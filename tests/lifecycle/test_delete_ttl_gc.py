@@ -263,3 +263,23 @@ def test_a_killed_writer_does_not_block_gc_forever(repo, tmp_path):
     report = repo.gc(grace=0)
     assert report.pins_active == 0 and report.packs_deleted >= 1
     assert not os.path.exists(os.path.join(repo.layout.pins, "ghost"))
+
+
+def test_a_draft_that_only_reuses_stored_objects_is_protected_too(repo, tmp_path):
+    # the draft's only object already exists (dedup hit, nothing written): its reuse
+    # decision must still be covered by a pin, or gc could reclaim it before the log
+    obj = {"k": list(range(50))}
+    first = cas.Artifact("cfg", "config", repo=repo)
+    first.add(obj, "c")
+    repo.log_artifact(first)
+    log_files(repo, tmp_path, {"other": b"x"}, name="cfg", type="config")
+    with cas.Repo(repo.root) as writer:
+        draft = cas.Artifact("again", "config", repo=writer)
+        draft.add(obj, "c")  # a dedup hit
+        repo.artifact("cfg:v0").delete()
+        repo.gc(grace=0, repack_threshold=0.0)
+        v = writer.log_artifact(draft)
+        assert v.get("c") == obj
+    repo.gc(grace=0, repack_threshold=0.0)
+    assert repo.artifact("again").get("c") == obj
+    assert repo.verify().findings == []
