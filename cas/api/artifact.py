@@ -5,6 +5,9 @@ Repo open in this process, else the repository found from the working
 directory, else the user's default store.
 Files added with policy='mutable' are stored at once; policy='immutable' files
 are read when the draft is logged and must not have changed.
+
+``add_dir`` into a free place of the draft keeps its file list on disk (see
+``cas.api.listing``), so a draft of a million files holds no per-file state.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from cas.api import semvers as _semvers
 from cas.api.drafttree import DraftTree, FileRef, PendingFile
 from cas.api.entries import ArtifactEntry, entry_from_reference
 from cas.api.ingest import is_executable, walk_files
+from cas.api.listing import DirListing, build_listing
 from cas.errors import (
     ArtifactFinalizedError,
     CasError,
@@ -31,6 +35,7 @@ from cas.errors import (
 from cas.format.digest import to_text
 from cas.format.names import check_name, check_path
 from cas.format.nodes import Reference
+from cas.format.pack import KIND_TREE_NODE
 from cas.format.records import check_metadata
 
 POLICIES = ("mutable", "immutable")
@@ -64,7 +69,9 @@ class Artifact:
         self._metadata = check_metadata(metadata)
         self._repo = repo
         self._tree: DraftTree | None = None
-        self._local_names: dict[str, str] = {}
+        self._local_names: dict[str, tuple[int, str]] = {}  # local path -> (when added, logical)
+        self._listings: list = []  # (when added, DirListing) of add_dir calls kept on disk
+        self._adds = 0
         self._base = None  # the ArtifactVersion this draft was made from
         self._logged = None  # the ArtifactVersion once logged
 
@@ -157,7 +164,8 @@ class Artifact:
                 f"{logical!r} is already in draft {self.name!r} with different content; pass overwrite=True"
             )
         tree.set(logical, entry)
-        self._local_names[local_path] = logical
+        self._adds += 1
+        self._local_names[local_path] = (self._adds, logical)
         return self._entry(logical, entry)
 
     def _make_entry(self, local_path: str, st, policy: str):
@@ -192,6 +200,8 @@ class Artifact:
             raise UsageError(f"{local_path} is not a directory")
         prefix = "" if not name else check_path(name.rstrip("/")) + "/"
         tree = self._draft_tree()
+        if tree.is_free(prefix[:-1]):
+            return self._add_listing(local_path, prefix, policy)
         files = sorted(walk_files(local_path))
         # a new, empty draft cannot conflict (a walk never yields a path that is
         # both a file and a directory): skip the per-file draft lookups
@@ -215,8 +225,37 @@ class Artifact:
         finally:
             repo.ingester.commit_stat_cache()
         tree.set_many((logical, entry) for logical, _absp, entry in planned)
-        self._local_names.update((absp, logical) for logical, absp, _entry in planned)
+        self._adds += 1
+        self._local_names.update((absp, (self._adds, logical)) for logical, absp, _entry in planned)
         return len(planned)
+
+    def _add_listing(self, local_path: str, prefix: str, policy: str) -> int:
+        """Add a directory at a free place: nothing can conflict, so keep its file list on disk.
+
+        A 'mutable' directory is stored now, its tree nodes too, and becomes a
+        stored subtree of the draft; an 'immutable' one is built when logged.
+        """
+        repo = self._bound()
+        listing = DirListing.scan(local_path, prefix, policy, repo.layout.tmp)
+        if listing.count == 0:
+            listing.close()
+            return 0
+        tree = self._draft_tree()
+        if policy == "mutable":
+            try:
+                stored = build_listing(listing, repo.ingester, repo.objects,
+                                       lambda tid, data: repo.objects.put(tid, KIND_TREE_NODE, data))
+            except BaseException:
+                listing.close()
+                raise
+            finally:
+                repo.ingester.commit_stat_cache()
+            tree.put_dir(prefix[:-1], stored=stored)
+        else:
+            tree.put_dir(prefix[:-1], source=listing)
+        self._adds += 1
+        self._listings.append((self._adds, listing))
+        return listing.count
 
     @contextlib.contextmanager
     def new_file(self, name: str, mode: str = "x", encoding: str | None = None):
@@ -362,8 +401,19 @@ class Artifact:
         return self.get_entry(name)
 
     def get_added_local_path_name(self, local_path) -> str | None:
-        """Return the logical name a local file was added under, or None."""
-        return self._local_names.get(os.path.abspath(os.fspath(local_path)))
+        """Return the logical name a local file was added under (the latest add), or None."""
+        path = os.path.abspath(os.fspath(local_path))
+        best = self._local_names.get(path)
+        for when, listing in reversed(self._listings):
+            if best is not None and best[0] > when:
+                break
+            root = listing.root if listing.root.endswith(os.sep) else listing.root + os.sep
+            if path.startswith(root):
+                rel = path[len(root):].replace(os.sep, "/")
+                if listing.contains(rel):
+                    best = (when, listing.prefix + rel)
+                    break
+        return None if best is None else best[1]
 
     @property
     def manifest(self) -> dict[str, ArtifactEntry]:
@@ -397,8 +447,11 @@ class Artifact:
         """The version digest this draft would get (``blake3:<hex>``), computable before logging."""
         if self._logged:
             return self._logged.digest
-        root, _size, _n = self._draft_tree().build(None, self._resolve_hash_only)
-        self._bound().ingester.commit_stat_cache()
+        repo = self._bound()
+        root, _size, _n = self._draft_tree().build(
+            None, self._resolve_hash_only,
+            build_source=lambda s: build_listing(s, repo.ingester, repo.objects, None, store=False))
+        repo.ingester.commit_stat_cache()
         return to_text(root)
 
     @property

@@ -3,6 +3,11 @@
 A draft made from a logged version starts as that version's root id; only
 directories on the path of a change are loaded and re-encoded, so logging an
 incremental draft writes nodes for the changed subtrees only.
+
+A directory may also be a *source*: the spilled file list of an ``add_dir``
+(``cas.api.listing.DirListing``) that is built as a stream when the draft is
+logged, so a million files never sit in this tree. Reading a path inside a
+source, or changing one, expands the source into ordinary entries first.
 """
 
 from __future__ import annotations
@@ -52,11 +57,12 @@ class PendingFile:
 
 
 class _Dir:
-    __slots__ = ("base", "children", "dirty")
+    __slots__ = ("base", "children", "dirty", "source")
 
-    def __init__(self, base: TreeEntry | None = None) -> None:
+    def __init__(self, base: TreeEntry | None = None, source=None) -> None:
         self.base = base  # the stored tree entry this dir came from, if unchanged so far
-        self.children: dict[str, object] | None = None if base is not None else {}
+        self.source = source  # a DirListing not expanded yet (then children is None)
+        self.children: dict[str, object] | None = None if base is not None or source is not None else {}
         self.dirty = base is None
 
 
@@ -75,7 +81,10 @@ class DraftTree:
             self.root = _Dir(TreeEntry("", KIND_TREE, base_root, base_size, base_files))
 
     def _children(self, d: _Dir) -> dict:
-        if d.children is None:
+        if d.children is None and d.source is not None:
+            d.children = self._expand(d.source)
+            d.source = None
+        elif d.children is None:
             kids: dict[str, object] = {}
             for e in self._load_tree(d.base.id):
                 if e.kind == KIND_TREE:
@@ -86,6 +95,24 @@ class DraftTree:
                     kids[e.name] = FileRef(e.id, e.size, e.executable)
             d.children = kids
         return d.children
+
+    @staticmethod
+    def _expand(source) -> dict:
+        """Return the children of a source's directory, read from its listing."""
+        root = _Dir()
+        last_parent, kids = None, root.children
+        for rel, e in source.records():
+            parent, _, name = rel.rpartition("/")
+            if parent != last_parent:
+                d = root
+                for seg in parent.split("/") if parent else ():
+                    nxt = d.children.get(seg)
+                    if nxt is None:
+                        nxt = d.children[seg] = _Dir()
+                    d = nxt
+                last_parent, kids = parent, d.children
+            kids[name] = e
+        return root.children
 
     def _walk_dir(self, segs: list[str], create: bool) -> tuple[list[_Dir], bool]:
         """Return the dirs along ``segs`` (root first); False if one is missing."""
@@ -136,7 +163,53 @@ class DraftTree:
 
     def is_empty(self) -> bool:
         """True for a new draft with no base and no entries (nothing can conflict)."""
-        return self.root.base is None and not self.root.children
+        return self.root.base is None and self.root.source is None and not self.root.children
+
+    def is_free(self, path: str) -> bool:
+        """True if nothing is at directory ``path`` ('' = the root) and no file is above it."""
+        if not path:
+            return self.is_empty()
+        d = self.root
+        for seg in path.split("/"):
+            nxt = self._children(d).get(seg)
+            if nxt is None:
+                return True
+            if not isinstance(nxt, _Dir):
+                return False
+            d = nxt
+        return False
+
+    def put_dir(self, path: str, *, source=None, stored: TreeEntry | None = None) -> None:
+        """Put a source (a DirListing) or a stored subtree at the free directory ``path``.
+
+        Raises:
+            PathConflict: ``path`` is not free (see ``is_free``).
+        """
+        if not self.is_free(path):
+            raise PathConflict(f"cannot add a directory at {path or '/'!r}: something is already there in this draft")
+        node = _Dir(base=stored, source=source)
+        if not path:
+            self.root = node
+            return
+        segs = path.split("/")
+        chain, _ = self._walk_dir(segs[:-1], create=True)
+        self._children(chain[-1])[segs[-1]] = node
+        for d in chain:
+            d.dirty = True
+
+    def sources(self) -> Iterator[object]:
+        """Yield the sources not expanded yet, in the order ``build`` meets them."""
+        def walk(d: _Dir):
+            if d.source is not None and d.children is None:
+                yield d.source
+                return
+            if not d.dirty or d.children is None:
+                return
+            for e in d.children.values():
+                if isinstance(e, _Dir):
+                    yield from walk(e)
+
+        return walk(self.root)
 
     def set_many(self, items) -> None:
         """Put many ``(path, entry)`` pairs, walking each parent directory once.
@@ -202,7 +275,14 @@ class DraftTree:
         return n
 
     def _iter(self, d: _Dir, prefix: str) -> Iterator[tuple[str, object]]:
-        kids = self._children(d)
+        if d.children is None and d.source is not None:
+            for rel, e in d.source.records():
+                yield prefix + rel, e
+            return
+        if d.children is None:  # a stored subtree: stream it, keep nothing
+            yield from self._iter_stored(d.base.id, prefix)
+            return
+        kids = d.children
         for name in sorted(kids, key=lambda s: s.encode("utf-8", "surrogatepass")):
             e = kids[name]
             p = prefix + name
@@ -211,6 +291,15 @@ class DraftTree:
             else:
                 yield p, e
 
+    def _iter_stored(self, tid: bytes, prefix: str) -> Iterator[tuple[str, object]]:
+        for e in self._load_tree(tid):
+            if e.kind == KIND_TREE:
+                yield from self._iter_stored(e.id, prefix + e.name + "/")
+            elif e.kind == KIND_REFERENCE:
+                yield prefix + e.name, e.aux
+            else:
+                yield prefix + e.name, FileRef(e.id, e.size, e.executable)
+
     def items(self) -> Iterator[tuple[str, object]]:
         """Yield ``(path, entry)`` for every file, in path byte order."""
         return self._iter(self.root, "")
@@ -218,9 +307,9 @@ class DraftTree:
     def pending_files(self) -> Iterator[PendingFile]:
         """Yield the PendingFiles in the order ``build`` resolves them."""
         def walk(d: _Dir):
-            if not d.dirty:
+            if not d.dirty or d.children is None:  # stored, or a source (see ``sources``)
                 return
-            for e in self._children(d).values():
+            for e in d.children.values():
                 if isinstance(e, _Dir):
                     yield from walk(e)
                 elif isinstance(e, PendingFile):
@@ -230,7 +319,8 @@ class DraftTree:
 
     def build(self, put_tree: Callable[[bytes, bytes], None] | None,
               resolve: Callable[[str, PendingFile], FileRef],
-              on_reference: Callable[[], None] | None = None) -> tuple[bytes, int, int]:
+              on_reference: Callable[[], None] | None = None,
+              build_source: Callable[[object], TreeEntry] | None = None) -> tuple[bytes, int, int]:
         """Encode changed directories bottom-up.
 
         Args:
@@ -239,11 +329,15 @@ class DraftTree:
             resolve: Turns a PendingFile into a FileRef (reads and hashes the file).
             on_reference: Called before ``put_tree`` stores a node that holds a
                 reference entry (to require the ``tree-reference`` feature).
+            build_source: Returns the tree entry of a source (see ``sources``);
+                without it a source is expanded and built like other entries.
 
         Returns:
             ``(root id, total size, number of files)``.
         """
         def enc(d: _Dir, prefix: str) -> TreeEntry:
+            if d.source is not None and d.children is None and build_source is not None:
+                return build_source(d.source)
             if not d.dirty:
                 return d.base
             entries = []

@@ -33,6 +33,8 @@ READ_BLOCK = 8 * 1024 * 1024
 PREFETCH_THREADS = 4
 PREFETCH_FILES = 256
 PREFETCH_BYTES = 16 * 1024 * 1024
+# stat-cache records held before ``file`` commits them (memory stays bounded)
+STAT_BATCH = 20_000
 
 
 def stat_key(path: str) -> bytes:
@@ -183,6 +185,8 @@ class FileIngester:
             self._stat_updates[stat_key(path)] = StatEntry(
                 st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, started, ref.executable, fid
             )
+            if len(self._stat_updates) >= STAT_BATCH:
+                self.commit_stat_cache()
         return ref
 
     def _read_and_hash(self, path: str, st: os.stat_result, store: bool) -> bytes:

@@ -151,6 +151,10 @@ class ObjectStore:
                         found[oid] = loc
         return found
 
+    def queued(self) -> int:
+        """Number of objects written since the last ``flush`` (each costs memory until then)."""
+        return len(self._pending)
+
     # reads -----------------------------------------------------------------
     def get(self, oid: bytes, kind: int | None = None, where: str = "") -> bytes:
         """Return an object's raw bytes, verified against its id.

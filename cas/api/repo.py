@@ -20,6 +20,7 @@ from cas.api.artifact import Artifact
 from cas.api.diff import Change, diff_trees
 from cas.api.fsck import Finding, FsckReport, fsck, verify_version
 from cas.api.ingest import FileIngester
+from cas.api.listing import build_listing
 from cas.api.objects import ObjectStore
 from cas.api.publish import append_entry
 from cas.api.refs import DEFAULT_PROJECT, parse_ref, ttl_seconds
@@ -310,15 +311,22 @@ class Repo:
             artifact._repo = self
         src = artifact._repo
         tree = artifact._draft_tree()
+
+        def put_tree(tid: bytes, data: bytes) -> None:
+            src.objects.put(tid, KIND_TREE_NODE, data)
+
+        # add_dir sources first, each as a stream (memory does not grow with their files)
+        built = {s: build_listing(s, src.ingester, src.objects, put_tree) for s in list(tree.sources())}
         pending = list(tree.pending_files())
         known = src.ingester.resolve_cached(pending)  # unchanged files: one stat each
         with src.ingester.reading_ahead((e.local_path, e.signature) for e in pending
                                         if (e.local_path, e.signature) not in known):
             root, size, n_files = tree.build(
-                lambda tid, data: src.objects.put(tid, KIND_TREE_NODE, data),
+                put_tree,
                 lambda p, e: known.get((e.local_path, e.signature))
                 or src.ingester.file(e.local_path, store=True, expect=e.signature),
                 on_reference=lambda: src.require_feature(R.FEATURE_TREE_REFERENCE),
+                build_source=built.__getitem__,
             )
         src.objects.flush()
         src.ingester.commit_stat_cache()

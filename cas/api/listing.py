@@ -1,0 +1,230 @@
+"""``add_dir`` at any scale: a directory's file list spilled to disk, built into trees as a stream.
+
+``DirListing.scan`` walks a local directory once, depth first in tree order
+(each directory's entries sorted by name bytes, as tree nodes sort them), and
+writes one fixed-layout record per regular file (its logical path below the
+directory and its stat signature) to an unlinked temporary file in the
+store's ``tmp`` directory. The walk holds only the listings of the
+directories on its current path, so memory is bounded by the largest single
+directory, not by the number of files.
+
+``build_listing`` reads those records back in order and stores (or only
+hashes) the files, building each tree node bottom-up as soon as its directory
+is complete: again only the directories on the current path are in memory.
+The stat cache answers unchanged files in bounded batches, small files are
+read ahead from a second, independent reader of the same records, and
+stat-cache records and queued objects are flushed in bounded batches too.
+
+A listing is a snapshot: files created after the scan are not part of it,
+and with policy='immutable' a file that changed or vanished since the scan
+fails the log with the error ``FileIngester.file`` gives it, naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as statmod
+import struct
+import tempfile
+import weakref
+from itertools import islice
+from typing import Callable, Iterator
+
+from cas.api.drafttree import FileRef, PendingFile
+from cas.errors import StorageError
+from cas.format.names import MAX_PATH, check_path
+from cas.format.nodes import KIND_FILE, KIND_TREE, TreeEntry, encode_tree_node, tree_id
+
+# size, mtime_ns, ctime_ns, ino, dev, executable, length of the UTF-8 path that follows
+_REC = struct.Struct("<QqqQQBH")
+READ_BLOCK = 1 << 16  # bytes of records read at a time
+WINDOW = 4096  # files answered from the stat cache per batch
+FLUSH_OBJECTS = 50_000  # queued objects before a mid-build flush (about 20 MiB of index entries)
+
+
+def _name_key(entry: os.DirEntry) -> bytes:
+    return entry.name.encode("utf-8", "surrogatepass")
+
+
+class DirListing:
+    """The regular files under a local directory as ``scan`` found them (symlinks are skipped)."""
+
+    def __init__(self, root: str, prefix: str, policy: str, f, count: int, size: int) -> None:
+        self.root = root  # absolute local directory
+        self.prefix = prefix  # logical directory it was added under: '' or 'a/b/'
+        self.policy = policy
+        self.count = count
+        self.size = size
+        self._f = f
+        self._closer = weakref.finalize(self, f.close)  # the file goes with the listing
+
+    @classmethod
+    def scan(cls, root: str, prefix: str, policy: str, tmp_dir: str) -> "DirListing":
+        """Walk ``root`` and spill its files' records.
+
+        Raises:
+            UnsafePath: A file's logical path ``prefix + relative path`` is invalid.
+            StorageError: A directory cannot be listed or a file cannot be stat'ed.
+        """
+        try:
+            f = tempfile.TemporaryFile(dir=tmp_dir if os.path.isdir(tmp_dir) else None)
+        except OSError as exc:
+            raise StorageError(f"cannot create a temporary file in {tmp_dir}: {exc.strerror}") from exc
+        count = size = 0
+        pack, write = _REC.pack, f.write
+        try:
+            for rel, st in _walk(root, ""):
+                data = check_path(prefix + rel)[len(prefix):].encode("utf-8")
+                write(pack(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev,
+                           1 if st.st_mode & statmod.S_IXUSR else 0, len(data)))
+                write(data)
+                count += 1
+                size += st.st_size
+            f.flush()
+        except OSError as exc:
+            f.close()
+            raise StorageError(f"cannot write the file list of {root} to {tmp_dir}: {exc.strerror}") from exc
+        except BaseException:
+            f.close()
+            raise
+        return cls(root, prefix, policy, f, count, size)
+
+    def close(self) -> None:
+        """Delete the spilled records (the temporary file is unlinked already)."""
+        self._closer()
+
+    def records(self) -> Iterator[tuple[str, PendingFile]]:
+        """Yield ``(path below the directory, PendingFile)`` in tree order; readers are independent."""
+        base = self.root if self.root.endswith(os.sep) else self.root + os.sep
+        sep = None if os.sep == "/" else os.sep
+        for size, mtime, ctime, ino, dev, x, rel in self._raw():
+            local = base + (rel if sep is None else rel.replace("/", sep))
+            yield rel, PendingFile(local, size, mtime, ctime, ino, dev, bool(x))
+
+    def path_signatures(self) -> Iterator[tuple[str, tuple]]:
+        """Yield ``(local path, signature)`` in the order of ``records`` (for read-ahead)."""
+        for _rel, e in self.records():
+            yield e.local_path, e.signature
+
+    def contains(self, rel: str) -> bool:
+        """True if the scan found a file at ``rel`` (a linear read of the records)."""
+        return any(r[6] == rel for r in self._raw())
+
+    def _raw(self) -> Iterator[tuple]:
+        fd = self._f.fileno()
+        unpack, hsize = _REC.unpack_from, _REC.size
+        low = hsize + MAX_PATH  # a whole record is always buffered above this
+        off, buf, pos, eof = 0, b"", 0, False
+        while True:
+            if not eof and len(buf) - pos < low:
+                more = os.pread(fd, READ_BLOCK, off)
+                off += len(more)
+                eof = not more
+                buf = buf[pos:] + more
+                pos = 0
+            if pos + hsize > len(buf):
+                return
+            *fields, n = unpack(buf, pos)
+            pos += hsize
+            fields.append(buf[pos:pos + n].decode("utf-8"))
+            pos += n
+            yield fields
+
+
+def _walk(absdir: str, rel: str) -> Iterator[tuple[str, os.stat_result]]:
+    """Yield ``(relative posix path, lstat)`` of regular files under ``absdir`` in tree order."""
+    try:
+        with os.scandir(absdir) as it:
+            entries = sorted(it, key=_name_key)
+    except OSError as exc:
+        raise StorageError(f"cannot list {absdir}: {exc.strerror}") from exc
+    for e in entries:
+        try:
+            if e.is_symlink():
+                continue
+            if e.is_dir(follow_symlinks=False):
+                yield from _walk(e.path, rel + e.name + "/")
+            elif e.is_file(follow_symlinks=False):
+                yield rel + e.name, e.stat(follow_symlinks=False)
+        except OSError as exc:
+            raise StorageError(f"cannot stat {e.path}: {exc.strerror}") from exc
+
+
+class TreeBuilder:
+    """Build tree nodes bottom-up from files given in tree order (depth first, contiguous directories).
+
+    Holds the entries of the directories on the current path only. A directory
+    with no files below it gets no node, as in a tree built from a draft.
+    """
+
+    def __init__(self, put_tree: Callable[[bytes, bytes], None] | None) -> None:
+        self._put = put_tree
+        self._names: list[str] = []  # the open directories below the root
+        self._entries: list[list[TreeEntry]] = [[]]  # root first
+
+    def add(self, rel: str, ref: FileRef) -> None:
+        """Add the file at ``rel`` (relative to the root being built)."""
+        *dirs, name = rel.split("/")
+        names = self._names
+        i = 0
+        while i < len(names) and i < len(dirs) and names[i] == dirs[i]:
+            i += 1
+        while len(names) > i:
+            self._close()
+        for d in dirs[i:]:
+            names.append(d)
+            self._entries.append([])
+        self._entries[-1].append(TreeEntry(name, KIND_FILE, ref.id, ref.size, 1 if ref.executable else 0))
+
+    def _close(self) -> None:
+        name = self._names.pop()
+        node = self._node(self._entries.pop())
+        self._entries[-1].append(TreeEntry(name, KIND_TREE, node.id, node.size, node.aux))
+
+    def _node(self, entries: list[TreeEntry]) -> TreeEntry:
+        data = encode_tree_node(entries)
+        tid = tree_id(data)
+        if self._put is not None:
+            self._put(tid, data)
+        return TreeEntry("", KIND_TREE, tid, sum(e.size for e in entries), sum(e.n_files for e in entries))
+
+    def finish(self) -> TreeEntry:
+        """Close every open directory and return the root's entry (``aux`` = number of files)."""
+        while self._names:
+            self._close()
+        return self._node(self._entries[0])
+
+
+def build_listing(listing: DirListing, ingester, objects, put_tree: Callable[[bytes, bytes], None] | None,
+                  store: bool = True) -> TreeEntry:
+    """Store (or with ``store`` False only hash) a listing's files; return its root tree entry.
+
+    With policy='immutable' every file must still have the signature it had
+    when scanned; a 'mutable' listing reads each file as it is now.
+
+    Raises:
+        FileChangedError: An immutable file changed since the scan, or any file while read.
+        UsageError: A file vanished.
+        StorageError: A file cannot be read.
+    """
+    expect = listing.policy == "immutable"
+    b = TreeBuilder(put_tree)
+    if not store:
+        for rel, e in listing.records():
+            b.add(rel, ingester.file(e.local_path, store=False, expect=e.signature if expect else None))
+        return b.finish()
+    records = listing.records()
+    with ingester.reading_ahead(listing.path_signatures()):
+        while True:
+            batch = list(islice(records, WINDOW))
+            if not batch:
+                break
+            known = ingester.resolve_cached(e for _rel, e in batch)
+            for rel, e in batch:
+                ref = known.get((e.local_path, e.signature))
+                if ref is None:
+                    ref = ingester.file(e.local_path, store=True, expect=e.signature if expect else None)
+                b.add(rel, ref)
+            if objects.queued() >= FLUSH_OBJECTS:
+                objects.flush()
+    return b.finish()
