@@ -709,8 +709,12 @@ class Repo:
 
     def diff(self, old_ref: str, new_ref: str) -> list[Change]:
         """Return file-level changes between two versions."""
+        return list(self.iter_diff(old_ref, new_ref))
+
+    def iter_diff(self, old_ref: str, new_ref: str) -> Iterator[Change]:
+        """Yield file-level changes between two versions in path order (both are resolved first)."""
         a, b = self.artifact(old_ref), self.artifact(new_ref)
-        return list(diff_trees(self.objects, a._rec["digest"], b._rec["digest"]))
+        return diff_trees(self.objects, a._rec["digest"], b._rec["digest"])
 
     # maintenance ---------------------------------------------------------------------
     def verify(self, progress=None, check_references: bool = True) -> FsckReport:

@@ -400,6 +400,11 @@ class ArtifactVersion:
         """Iterate entries in path order, ``per_page`` at a time, resumable after ``start``."""
         return FilesCursor(self, names, per_page, start)
 
+    def iter_entries(self, prefix: str = "") -> Iterator[ArtifactEntry]:
+        """Yield the entries whose path starts with ``prefix``, in path order, reading one tree node at a time."""
+        for p, e in iter_files(self._repo.objects, self._rec["digest"], prefix=prefix, where=self.qualified_name):
+            yield entry_from_tree(p, e)
+
     @property
     def manifest(self) -> dict[str, ArtifactEntry]:
         """All entries by logical path."""

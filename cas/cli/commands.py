@@ -9,7 +9,7 @@ import json
 import os
 import sys
 
-from cas.cli.render import Progress, human_size, print_json, table
+from cas.cli.render import Progress, human_size, print_json, print_json_list, table, table_stream
 
 
 def _repo(args):
@@ -116,15 +116,15 @@ def cmd_ls(args) -> int:
     """List collections, or the files of a version."""
     with _repo(args) as repo:
         if args.ref:
+            # streamed: a million-file version is never held in memory
             v = repo.artifact(args.ref)
-            entries = [e for e in v.files(per_page=1000) if e.path.startswith(args.prefix)]
             if args.json:
-                print_json([e.to_dict() for e in entries])
-            elif any(e.ref for e in entries):
-                table([[e.path, "-" if e.size is None else human_size(e.size), _short(e.digest) if e.digest else "-",
-                        e.ref or ""] for e in entries], ["PATH", "SIZE", "DIGEST", "REF"])
+                print_json_list(e.to_dict() for e in v.iter_entries(args.prefix))
             else:
-                table([[e.path, human_size(e.size), _short(e.digest)] for e in entries], ["PATH", "SIZE", "DIGEST"])
+                table_stream(lambda: ([e.path, "-" if e.size is None else human_size(e.size),
+                                       _short(e.digest) if e.digest else "-", e.ref or ""]
+                                      for e in v.iter_entries(args.prefix)),
+                             ["PATH", "SIZE", "DIGEST", "REF"], optional=(3,))
             return 0
         colls = repo.collections(type=args.type)
         if args.json:
@@ -211,9 +211,9 @@ def cmd_show(args) -> int:
 def cmd_diff(args) -> int:
     """Print changes between two versions."""
     with _repo(args) as repo:
-        changes = repo.diff(args.old, args.new)
+        changes = repo.iter_diff(args.old, args.new)
         if args.json:
-            print_json([c.to_dict() for c in changes])
+            print_json_list(c.to_dict() for c in changes)
             return 0
         mark = {"added": "A", "removed": "D", "modified": "M"}
         for c in changes:

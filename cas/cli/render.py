@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import time
+from typing import Callable, Iterable, Iterator
 
 
 def human_size(n: int | None) -> str:
@@ -34,12 +36,54 @@ def print_json(value) -> None:
     sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, default=_default) + "\n")
 
 
+def print_json_list(items: Iterable) -> None:
+    """Print an iterable as a JSON list, one item at a time, exactly as ``print_json(list(items))``."""
+    write = sys.stdout.write
+    first = True
+    for item in items:
+        text = json.dumps(item, indent=2, sort_keys=True, default=_default)
+        write(("[\n  " if first else ",\n  ") + text.replace("\n", "\n  "))
+        first = False
+    write("[]\n" if first else "\n]\n")
+
+
 def table(rows: list[list[str]], header: list[str]) -> None:
     """Print rows as aligned columns."""
     cols = [header] + rows
     widths = [max(len(str(r[i])) for r in cols) for i in range(len(header))]
-    for r in cols:
-        sys.stdout.write("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")
+    _write_rows(cols, widths)
+
+
+def _write_rows(rows: Iterable, widths: list[int]) -> None:
+    write = sys.stdout.write
+    for r in rows:
+        write("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")
+
+
+def table_stream(rows: Callable[[], Iterator[list[str]]], header: list[str], hold: int = 10_000,
+                 optional: tuple[int, ...] = ()) -> None:
+    """Print rows as aligned columns like ``table``, holding at most ``hold`` rows.
+
+    ``rows()`` must return a new iterator over the same rows each time it is
+    called: when there are more than ``hold``, one pass measures the columns
+    and a second one prints. Columns listed in ``optional`` are left out when
+    all their cells are empty.
+    """
+    held = list(itertools.islice(rows(), hold + 1))
+    small = len(held) <= hold
+    if not small:
+        del held
+    widths = [len(h) for h in header]
+    used = [False] * len(header)
+    for r in held if small else rows():
+        for i, c in enumerate(r):
+            if c:
+                used[i] = True
+                if len(c) > widths[i]:
+                    widths[i] = len(c)
+    keep = [i for i in range(len(header)) if i not in optional or used[i]]
+    body = held if small else rows()
+    _write_rows(([r[i] for i in keep] for r in itertools.chain([header], body)), [widths[i] for i in keep])
 
 
 class Progress:

@@ -45,3 +45,24 @@ def test_progress_is_silent_when_not_a_terminal(monkeypatch):
     p(1, 1)
     p.close()
     assert pipe.getvalue() == ""
+
+
+def test_json_list_streams_exactly_what_print_json_prints(capsys):
+    items = [{"path": "a\nb", "size": 1, "nested": {"x": [1, 2]}}, {"path": "é", "digest": b"\x01"}, {}]
+    for n in (0, 1, 3):
+        render.print_json(items[:n])
+        whole = capsys.readouterr().out
+        render.print_json_list(iter(items[:n]))
+        assert capsys.readouterr().out == whole
+
+
+def test_a_streamed_table_aligns_like_a_held_one(capsys):
+    rows = [["a/b/c.txt", "1.0 KiB", "0123456789ab", ""], ["d", "12 B", "ba9876543210", ""]]
+    with_ref = rows + [["r", "-", "-", "s3://bucket/key"]]
+    header = ["PATH", "SIZE", "DIGEST", "REF"]
+    for data, expect in ((rows, [r[:3] for r in rows]), (with_ref, with_ref)):
+        render.table(expect, header if expect is with_ref else header[:3])
+        held = capsys.readouterr().out
+        for hold in (10, 1):  # all rows held / measured in a first pass
+            render.table_stream(lambda: iter(data), header, hold=hold, optional=(3,))
+            assert capsys.readouterr().out == held
