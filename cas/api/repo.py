@@ -312,8 +312,8 @@ class Repo:
         tree = artifact._draft_tree()
         pending = list(tree.pending_files())
         known = src.ingester.resolve_cached(pending)  # unchanged files: one stat each
-        with src.ingester.reading_ahead((e.local_path, e.signature) for e in pending
-                                        if (e.local_path, e.signature) not in known):
+        with src.ingester.reading_ahead(((e.local_path, e.signature) for e in pending
+                                         if (e.local_path, e.signature) not in known), unresolved=True):
             root, size, n_files = tree.build(
                 lambda tid, data: src.objects.put(tid, KIND_TREE_NODE, data),
                 lambda p, e: known.get((e.local_path, e.signature))
