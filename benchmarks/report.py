@@ -254,6 +254,16 @@ FLOOR_NOTES = {
 }
 
 
+RSS_METHOD = {
+    "gnu-time": "GNU `time -f %M`, which forks the command from its own small process",
+    "wait4": "`wait4` of the command; never below the harness's own RSS, see below",
+    None: "`wait4` of the command, as every run before the harness recorded its method did; "
+          "**such a figure is never below the RSS of the harness process that started it** "
+          "(about 90 MiB in a full run: Linux keeps the high-water RSS of the process a child "
+          "was forked from), so small figures here are the harness's, not the tool's",
+}
+
+
 def fail_line(t) -> str:
     """What a FAIL means against its floor: impossible here, reachable, or not known."""
     if t.get("impossible") is True:
@@ -323,8 +333,9 @@ def render_md(res, png_name) -> str:
         L.append("")
     L.append("## Results per workload\n")
     L.append("Seconds are wall-clock medians; MiB/s = workload bytes / median seconds; peak RSS is the "
-             "maximum over runs of the command's own peak (GNU `time -f %M`), including children it waited for; "
-             "store MB = 10^6 bytes of `du -sb` of the store after the step.\n")
+             "maximum over runs of the command's own peak (%s), including children it waited for; "
+             "store MB = 10^6 bytes of `du -sb` of the store after the step.\n" % RSS_METHOD.get(
+                 res.get("rss_method"), RSS_METHOD[None]))
     tools = _tools(res)
     for step, title in STEPS:
         if not any(step in res["tools"][t] for t in tools):
@@ -375,7 +386,8 @@ def cas_install_line(ci) -> str:
     """How the measured cas was installed, for the Machine section."""
     if not ci:
         return ("`python -m cas` from the checkout on PYTHONPATH (this run predates the record of "
-                "how cas was installed; every such run used that mode)")
+                "how cas was installed; every such run used that mode, and only those from commit "
+                "93724ec on byte-compiled cas first)")
     if ci.get("mode") == "venv":
         deps = ", ".join(p.split(" @ ")[0] for p in ci.get("packages", [])
                          if not p.startswith(("pip==", "setuptools==")))
@@ -404,8 +416,12 @@ runs from its own virtualenv (`/opt/peers/dvc`); the other peers are Debian pack
 
 def how_section(res) -> str:
     """The "How each tool is used" section, saying how this run's cas was installed."""
-    venv = (res.get("cas_install") or {}).get("mode") == "venv"
-    return HOW.replace("{cas_how}", CAS_HOW_VENV if venv else CAS_HOW_PYTHONPATH)
+    ci = res.get("cas_install")
+    text = CAS_HOW_VENV if (ci or {}).get("mode") == "venv" else CAS_HOW_PYTHONPATH
+    if not ci:
+        text = text.replace("byte-compiled first, ", "byte-compiled first only since commit 93724ec "
+                            "(this run did not record it), ")
+    return HOW.replace("{cas_how}", text)
 
 
 HOW = """## How each tool is used

@@ -325,6 +325,7 @@ def build_results(a, w, sizes, digests, drop, versions, missing, floors_runs, st
         "data": w.root, "sizes": sizes, "digests": digests, "machine": machine_info(w.root),
         "versions": versions, "missing": missing, "cas_commit": git_commit(a.cas_src),
         "cas_install": cas_install,
+        "rss_method": "gnu-time" if os.access(measure.GNU_TIME, os.X_OK) else "wait4",
         "floors": floors, "floors_runs": floors_runs, "startup": startup,
         "tools": {t: {s: summarize(v) for s, v in steps.items()} for t, steps in raw.items()},
         "failures": failures, "only": sorted(only), "note": a.note,
