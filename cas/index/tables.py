@@ -7,8 +7,7 @@ LMDB's byte order is numeric order.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import msgpack
 
@@ -26,8 +25,7 @@ K_GC_COUNT = b"gc_count"
 CONDEMNED_MARK = b"!"
 
 
-@dataclass(frozen=True)
-class Location:
+class Location(NamedTuple):
     """Where an object is stored."""
 
     pack: str
@@ -38,8 +36,7 @@ class Location:
     codec: int
 
 
-@dataclass(frozen=True)
-class StatEntry:
+class StatEntry(NamedTuple):
     """A stat-cache record: the file id of a file as it was when last hashed."""
 
     dev: int
