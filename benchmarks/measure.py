@@ -1,9 +1,13 @@
 """Process measurement helpers for the benchmark harness.
 
-``run_cmd`` starts one command, waits for it with ``os.wait4`` (so the peak
-RSS is that command's own, including the children it waited for, never a
-maximum over earlier commands) and returns wall seconds, peak RSS in KiB,
-exit code and the tail of its output.  ``drop_caches`` empties the page cache
+``run_cmd`` starts one command and returns wall seconds, peak RSS in KiB,
+exit code and the tail of its output.  The peak RSS is that command's own,
+including the children it waited for.  It is taken by GNU time
+(``/usr/bin/time -f %M``) when installed, because the ``ru_maxrss`` that
+``os.wait4`` returns for a direct child of this process is never below this
+process's own RSS: Linux carries the high-water mark of the address space a
+child leaves at ``exec``, and ``subprocess`` forks (or vforks) from the
+harness.  GNU time forks the command from its own tiny address space.  ``drop_caches`` empties the page cache
 when the machine allows it and reports whether it did.
 """
 
@@ -16,6 +20,8 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+
+GNU_TIME = "/usr/bin/time"
 
 
 @dataclass
@@ -43,6 +49,34 @@ def run_cmd(cmd, cwd=None, env=None, timeout=None, shell=False, stdout_path=None
     Output is kept in temporary files and only its tail is returned, unless
     ``stdout_path`` names a file to receive the whole standard output.
     """
+    rss_file = None
+    if os.access(GNU_TIME, os.X_OK):
+        fd, rss_file = tempfile.mkstemp(prefix="cas-bench-rss-")
+        os.close(fd)
+        argv = ["/bin/sh", "-c", cmd] if shell else list(cmd)
+        cmd, shell = [GNU_TIME, "-f", "%M", "-o", rss_file, "--", *argv], False
+    try:
+        m = _run(cmd, cwd, env, timeout, shell, stdout_path)
+        if rss_file:
+            m.rss_kib = _gnu_time_rss(rss_file)
+            m.cmd = m.cmd[6:]
+    finally:
+        if rss_file:
+            os.unlink(rss_file)
+    return m
+
+
+def _gnu_time_rss(path: str) -> int:
+    """The ``%M`` figure GNU time wrote (its last line), 0 if it wrote none (killed)."""
+    try:
+        with open(path) as f:
+            lines = f.read().split()
+        return int(lines[-1]) if lines else 0
+    except (OSError, ValueError):
+        return 0
+
+
+def _run(cmd, cwd, env, timeout, shell, stdout_path) -> Measured:
     with (open(stdout_path, "w+b") if stdout_path else tempfile.TemporaryFile()) as fo, \
             tempfile.TemporaryFile() as fe:
         t0 = time.perf_counter()

@@ -40,13 +40,54 @@ def _fastest_peer(res, step):
     return min(vals, key=lambda x: x[1]) if vals else (None, None)
 
 
-def _t(name, ratio, op, bar, detail):
+def _t(name, ratio, op, bar, detail, bar_s=None, floor=None, cas_s=None):
+    """One target: the measured ``ratio`` against ``bar`` (PASS/FAIL, n/a if not measured).
+
+    ``bar_s`` is the bar in seconds (the time cas must reach; None if the target is not
+    about time or its denominator was not measured) and ``floor`` a pair (what the floor
+    is, its seconds or None) from the machine floors of the same run, or None if no floor
+    applies. A bar below its floor is ``impossible`` on this machine.
+    """
     if ratio is None:
-        return {"target": name, "ratio": None, "bar": "%s %s" % (op, bar), "result": "n/a",
-                "detail": detail}
-    ok = ratio <= bar if op == "<=" else ratio >= bar if op == ">=" else ratio > bar
-    return {"target": name, "ratio": round(ratio, 3), "bar": "%s %s" % (op, bar),
-            "result": "PASS" if ok else "FAIL", "detail": detail}
+        t = {"target": name, "ratio": None, "bar": "%s %s" % (op, bar), "result": "n/a",
+             "detail": detail}
+    else:
+        ok = ratio <= bar if op == "<=" else ratio >= bar if op == ">=" else ratio > bar
+        t = {"target": name, "ratio": round(ratio, 3), "bar": "%s %s" % (op, bar),
+             "result": "PASS" if ok else "FAIL", "detail": detail}
+    t.update(floor_verdict(bar_s, floor, cas_s))
+    return t
+
+
+def floor_verdict(bar_s, floor, cas_s=None) -> dict:
+    """``bar_s`` (seconds) against ``floor`` = (what, seconds): the floor fields of a target.
+
+    ``impossible`` is True if the bar is below the floor (no program can reach it on this
+    machine), False if it is not, None if there is no floor or either figure is missing.
+    """
+    bar_s = None if bar_s is None else round(bar_s, 4)
+    r = {"bar_s": bar_s, "floor": None, "floor_s": None, "impossible": None}
+    if floor is None:
+        r["limit"] = "no machine floor for this target"
+        return r
+    what, fs = floor
+    fs = None if fs is None else round(fs, 4)
+    r["floor"] = what
+    r["floor_s"] = fs
+    if fs is None:
+        r["limit"] = "floor not measured in this run (%s)" % what
+    elif bar_s is None:
+        r["limit"] = "floor %s (%s); bar not measured" % (_fmt(fs), what)
+    else:
+        r["impossible"] = bar_s < fs
+        r["limit"] = "bar %s %s floor %s (%s): %s" % (
+            _fmt(bar_s), "<" if r["impossible"] else ">=", _fmt(fs), what,
+            "**impossible here**" if r["impossible"] else "reachable")
+    if fs and cas_s is not None:
+        r["limit"] += "; cas at %.1fx the floor" % (cas_s / fs)
+        if cas_s < fs:
+            r["limit"] += " (below it: the two figures are noisy on a shared machine)"
+    return r
 
 
 def _div(a, b):
@@ -57,60 +98,100 @@ def _fmt(x, unit="s"):
     return "–" if x is None else ("%.3f %s" % (x, unit) if x < 10 else "%.1f %s" % (x, unit))
 
 
+def _fl(res, key):
+    return res["floors"].get(key, {}).get("median_s")
+
+
+def _sum(*xs):
+    return None if any(x is None for x in xs) else sum(xs)
+
+
+def _over(x, k):
+    return None if x is None else x / k
+
+
+def _times(x, k):
+    return None if x is None else x * k
+
+
 def evaluate_targets(res) -> list[dict]:
-    """Every issue-3 part-2 target as a measured ratio with PASS/FAIL (n/a if not measured)."""
+    """Every issue-3 part-2 target as a measured ratio with PASS/FAIL (n/a if not measured),
+    each with its bar in seconds against the machine floor that bounds it (``floor_verdict``)."""
     T = []
     cas = lambda step: _s(res, "cas", step)  # noqa: E731
-    fl = res["floors"]
-    cat = fl.get("cat_w1_cold", {}).get("median_s")
+    fl = lambda key: _fl(res, key)  # noqa: E731
+    cat = fl("cat_w1_cold")
+    dd = ("`dd if=W1 bs=8M conv=fsync`, cold: any tool that makes W1 durable", fl("dd_w1_fsync"))
     T.append(_t("W1 ingest / cold cat of W1", _div(cas("w1"), cat), "<=", 1.25,
-                "cas %s, cat %s" % (_fmt(cas("w1")), _fmt(cat))))
+                "cas %s, cat %s" % (_fmt(cas("w1")), _fmt(cat)),
+                bar_s=_times(cat, 1.25), floor=dd, cas_s=cas("w1")))
     p, ps = _fastest_peer(res, "w1")
     T.append(_t("W1: fastest peer / cas (speed-up)", _div(ps, cas("w1")), ">=", 1.7,
-                "fastest peer %s %s" % (p, _fmt(ps))))
+                "fastest peer %s %s" % (p, _fmt(ps)), bar_s=_over(ps, 1.7), floor=dd,
+                cas_s=cas("w1")))
     b = _s(res, "borg", "w2")
     T.append(_t("W2 ingest: borg / cas (speed-up)", _div(b, cas("w2")), ">=", 2,
-                "cas %s, borg %s" % (_fmt(cas("w2")), _fmt(b))))
+                "cas %s, borg %s" % (_fmt(cas("w2")), _fmt(b)), bar_s=_over(b, 2)))
     cs, rs = _store(res, "cas", "w2"), _store(res, "restic", "w2")
     T.append(_t("W2 store: cas / restic", _div(cs, rs), "<=", 1.05,
                 "cas %s MB, restic %s MB" % (_mb(cs), _mb(rs))))
     p, ps = _fastest_peer(res, "w3")
     d = _s(res, "dvc", "w3")
-    tar = fl.get("tar_w3", {}).get("median_s")
+    tar = fl("tar_w3")
+    tar_floor = ("cold `tar -cf - tree | cat > /dev/null`: reading W3", tar)
     need = min(x for x in [ps / 4 if ps else None, d / 8 if d else None, float("inf")]
                if x is not None)
     floor_rule = tar is not None and need != float("inf") and tar > need
     T.append(_t("W3 ingest: fastest peer / cas (speed-up)", _div(ps, cas("w3")), ">=", 4,
-                "fastest peer %s %s, cas %s" % (p, _fmt(ps), _fmt(cas("w3")))))
+                "fastest peer %s %s, cas %s" % (p, _fmt(ps), _fmt(cas("w3"))),
+                bar_s=_over(ps, 4), floor=tar_floor, cas_s=cas("w3")))
     T.append(_t("W3 ingest: dvc / cas (speed-up)", _div(d, cas("w3")), ">=", 8,
-                "dvc %s" % _fmt(d)))
+                "dvc %s" % _fmt(d), bar_s=_over(d, 8), floor=tar_floor, cas_s=cas("w3")))
     T.append(_t("W3 ingest / cold tar floor (applies only if the floor is slower than the "
                 "speed-up targets allow)", _div(cas("w3"), tar), "<=", 1.5,
                 "tar %s; required time %s; floor rule %s" % (_fmt(tar), _fmt(need if need != float("inf") else None),
-                                                         "APPLIES" if floor_rule else "does not apply")))
+                                                         "APPLIES" if floor_rule else "does not apply"),
+                bar_s=_times(tar, 1.5), floor=tar_floor, cas_s=cas("w3")))
+    py = fl("py_start_cold")
     b = _s(res, "borg", "w4_w3")
     T.append(_t("W4 no-op W3: cas / borg", _div(cas("w4_w3"), b), "<=", 0.2,
-                "cas %s, borg %s" % (_fmt(cas("w4_w3")), _fmt(b))))
+                "cas %s, borg %s" % (_fmt(cas("w4_w3")), _fmt(b)), bar_s=_times(b, 0.2),
+                floor=("cold stat walk `find tree -printf '%%s %%T@ %%i'` %s + cold `python -c pass` "
+                       "%s" % (_fmt(fl("find_w3_cold")), _fmt(py)), _sum(fl("find_w3_cold"), py)),
+                cas_s=cas("w4_w3")))
     g = _s(res, "git-annex", "w4_w1")
     T.append(_t("W4 no-op W1: cas / git-annex", _div(cas("w4_w1"), g), "<=", 1.0,
-                "cas %s, git-annex %s" % (_fmt(cas("w4_w1")), _fmt(g))))
-    z = fl.get("zstd3_w5_v09", {}).get("bytes")
+                "cas %s, git-annex %s" % (_fmt(cas("w4_w1")), _fmt(g)), bar_s=g,
+                floor=("cold `python -c pass` of cas's interpreter; cold `import cas.cli.main` %s, "
+                       "`cas --version` %s" % (_fmt(fl("py_import_cas_cli_cold")),
+                                               _fmt(fl("cas_version_cold"))), py),
+                cas_s=cas("w4_w1")))
+    z = fl("zstd3_w5_v09") and res["floors"]["zstd3_w5_v09"].get("bytes")
     T.append(_t("W5 store: cas / one zstd -3 version", _div(_store(res, "cas", "w5"), z), "<=", 1.3,
                 "cas %s MB, zstd -3 of v09 %s MB" % (_mb(_store(res, "cas", "w5")), _mb(z))))
     p, ps = _fastest_peer(res, "w5")
     T.append(_t("W5 ingest of ten: fastest peer / cas (speed-up)", _div(ps, cas("w5")), ">", 1.0,
-                "fastest peer %s %s, cas %s" % (p, _fmt(ps), _fmt(cas("w5")))))
+                "fastest peer %s %s, cas %s" % (p, _fmt(ps), _fmt(cas("w5"))), bar_s=ps))
     d = _s(res, "dvc", "w6_w1")
     T.append(_t("W6 restore W1: cas / dvc", _div(cas("w6_w1"), d), "<=", 1.0,
-                "cas %s, dvc %s" % (_fmt(cas("w6_w1")), _fmt(d))))
+                "cas %s, dvc %s; cold `cp W1 && sync` %s for reference (cas checkout does not "
+                "fsync, so it is no floor)" % (_fmt(cas("w6_w1")), _fmt(d), _fmt(fl("cp_w1"))),
+                bar_s=d))
     b = _s(res, "borg", "w6_w3")
     T.append(_t("W6 restore W3: borg / cas (speed-up)", _div(b, cas("w6_w3")), ">=", 3,
-                "cas %s, borg %s" % (_fmt(cas("w6_w3")), _fmt(b))))
+                "cas %s, borg %s" % (_fmt(cas("w6_w3")), _fmt(b)), bar_s=_over(b, 3),
+                floor=("cold `tar -xf` of W3's tar, no sync (with `sync` %s)"
+                       % _fmt(fl("tar_x_w3_sync")), fl("tar_x_w3")), cas_s=cas("w6_w3")))
     for step in ("w7_w1", "w7_w3"):
         p, ps = _fastest_peer(res, step)
+        packs = res["floors"].get("cat_packs_" + step[3:], {})
         T.append(_t("W7 verify %s: fastest peer / cas (speed-up)" % step[3:].upper(),
                     _div(ps, cas(step)), ">=", 2,
-                    "fastest peer %s %s, cas %s" % (p, _fmt(ps), _fmt(cas(step)))))
+                    "fastest peer %s %s, cas %s" % (p, _fmt(ps), _fmt(cas(step))),
+                    bar_s=_over(ps, 2),
+                    floor=("cold `cat` of cas's packs (%s MB); cold `b3sum` of them %s"
+                           % (_mb(packs.get("bytes")), _fmt(fl("b3sum_packs_" + step[3:]))),
+                           packs.get("median_s")), cas_s=cas(step)))
     rss = [(s, st["rss_mib"]) for s, st in res["tools"].get("cas", {}).items() if st.get("rss_mib")]
     if rss:
         worst = max(rss, key=lambda x: x[1])
@@ -118,10 +199,13 @@ def evaluate_targets(res) -> list[dict]:
                     "worst: %s" % worst[0]))
     else:
         T.append(_t("peak RSS of cas, max over workloads (MiB)", None, "<=", 150, "not measured"))
+    bare = res.get("startup", {}).get("python -c pass")
     for arg in ("--help", "--version"):
         su = res.get("startup", {}).get(arg)
         T.append(_t("cas %s start-up (ms)" % arg, su["median_s"] * 1000 if su else None, "<=", 150,
-                    "median of %d" % su["runs"] if su else "not measured"))
+                    "median of %d" % su["runs"] if su else "not measured", bar_s=0.150,
+                    floor=("warm `python -c pass` of cas's interpreter", bare and bare["median_s"]),
+                    cas_s=su and su["median_s"]))
     return T
 
 
@@ -146,6 +230,55 @@ def _cell(st, key):
     if key == "store_bytes":
         return _mb(v)
     return str(v)
+
+
+FLOOR_NOTES = {
+    "cat_w1_cold": "`cat W1 > /dev/null`, cold: the W1 target denominator",
+    "cat_w1_warm": "`cat W1 > /dev/null`, warm", "cp_w1": "`cp W1 scratch && sync`, cold",
+    "b3sum_w1": "`b3sum W1`, cold",
+    "dd_w1_fsync": "`dd if=W1 of=scratch bs=8M conv=fsync`, cold: a durable write of W1, the W1 "
+                   "ingest floor",
+    "py_start_cold": "`python -c pass` of cas's interpreter, cold: the W4 floor of a Python tool",
+    "py_import_cas_cli_cold": "`python -c 'import cas.cli.main'` of cas's interpreter, cold",
+    "cas_version_cold": "`cas --version`, cold",
+    "tar_w3": "`tar -cf - tree | cat > /dev/null`, cold: reading W3, the W3 ingest floor",
+    "find_w3_cold": "`find tree -printf '%s %T@ %i\\n' > /dev/null`, cold: the stat walk of W4 W3",
+    "tar_x_w3": "`tar -xf W3.tar` into an empty dir, cold (tar made once, untimed): the W6 W3 floor",
+    "tar_x_w3_sync": "the same followed by `sync`",
+    "cat_packs_w1": "`cat` of the cas store's packs after the W1 chain, cold: the W7 W1 floor",
+    "b3sum_packs_w1": "`b3sum` of the same packs, cold",
+    "cat_packs_w3": "`cat` of the cas store's packs after the W3 chain, cold: the W7 W3 floor",
+    "b3sum_packs_w3": "`b3sum` of the same packs, cold",
+    "zstd3_w2": "`zstd -3 -T1` of W2",
+    "zstd3_w5_v09": "`zstd -3 -T1` of W5 v09: the W5 denominator (one compressed version)",
+}
+
+
+RSS_METHOD = {
+    "gnu-time": "GNU `time -f %M`, which forks the command from its own small process",
+    "wait4": "`wait4` of the command; never below the harness's own RSS, see below",
+    None: "`wait4` of the command, as every run before the harness recorded its method did; "
+          "**such a figure is never below the RSS of the harness process that started it** "
+          "(about 90 MiB in a full run: Linux keeps the high-water RSS of the process a child "
+          "was forked from), so small figures here are the harness's, not the tool's",
+}
+
+
+def fail_line(t) -> str:
+    """What a FAIL means against its floor: impossible here, reachable, or not known."""
+    if t.get("impossible") is True:
+        return ("**impossible on this machine**: the bar is %s, below the floor %s (%s)"
+                % (_fmt(t["bar_s"]), _fmt(t["floor_s"]), t["floor"])) + _gap(t)
+    if t.get("impossible") is False:
+        return ("reachable: the bar %s is above the floor %s (%s)"
+                % (_fmt(t["bar_s"]), _fmt(t["floor_s"]), t["floor"])) + _gap(t)
+    return t.get("limit") or "no machine floor for this target"
+
+
+def _gap(t) -> str:
+    m = t.get("limit", "")
+    i = m.find("; cas at ")
+    return m[i:] if i >= 0 else ""
 
 
 def render_md(res, png_name) -> str:
@@ -182,15 +315,27 @@ def render_md(res, png_name) -> str:
         L.append("")
     L.append("![benchmark bar charts](%s)\n" % png_name)
     L.append("## Targets (issue 3)\n")
-    L.append("| target | measured | bar | result | detail |\n|---|---|---|---|---|")
+    L.append("The last column sets each bar, in seconds, against the machine floor of the same "
+             "run that bounds it (see *Machine floors*): a bar below its floor is impossible on "
+             "this machine, whatever cas does.\n")
+    L.append("| target | measured | bar | result | detail | floor (limit on this machine) |\n"
+             "|---|---|---|---|---|---|")
     for t in res["targets"]:
-        L.append("| %s | %s | %s | **%s** | %s |" % (t["target"], "–" if t["ratio"] is None else t["ratio"],
-                                                    t["bar"], t["result"], t["detail"]))
+        L.append("| %s | %s | %s | **%s** | %s | %s |" % (
+            t["target"], "–" if t["ratio"] is None else t["ratio"], t["bar"], t["result"],
+            t["detail"], t.get("limit", "–")))
     L.append("")
+    fails = [t for t in res["targets"] if t["result"] == "FAIL"]
+    if fails:
+        L.append("Every FAIL against its floor:\n")
+        for t in fails:
+            L.append("- %s: %s" % (t["target"], fail_line(t)))
+        L.append("")
     L.append("## Results per workload\n")
     L.append("Seconds are wall-clock medians; MiB/s = workload bytes / median seconds; peak RSS is the "
-             "maximum over runs of the command's own peak (`wait4`), including children it waited for; "
-             "store MB = 10^6 bytes of `du -sb` of the store after the step.\n")
+             "maximum over runs of the command's own peak (%s), including children it waited for; "
+             "store MB = 10^6 bytes of `du -sb` of the store after the step.\n" % RSS_METHOD.get(
+                 res.get("rss_method"), RSS_METHOD[None]))
     tools = _tools(res)
     for step, title in STEPS:
         if not any(step in res["tools"][t] for t in tools):
@@ -217,27 +362,66 @@ def render_md(res, png_name) -> str:
         L.append("")
     L.append("## Machine floors\n")
     L.append("| floor | seconds | note |\n|---|---|---|")
-    notes = {"cat_w1_cold": "`cat W1 > /dev/null`, cold: the W1 target denominator",
-             "cat_w1_warm": "`cat W1 > /dev/null`, warm", "cp_w1": "`cp W1 scratch && sync`, cold",
-             "b3sum_w1": "`b3sum W1`, cold", "tar_w3": "`tar -cf - tree | cat > /dev/null`, cold",
-             "zstd3_w2": "`zstd -3 -T1` of W2", "zstd3_w5_v09": "`zstd -3 -T1` of W5 v09: the W5 "
-             "denominator (one compressed version)"}
     for k, v in res["floors"].items():
-        extra = (" → %s MB" % _mb(v["bytes"])) if "bytes" in v else ""
-        L.append("| %s | %.3f | %s%s |" % (k, v["median_s"], notes.get(k, ""), extra))
+        extra = (" (%s MB)" % _mb(v["bytes"])) if "bytes" in v else ""
+        L.append("| %s | %.3f | %s%s |" % (k, v["median_s"], FLOOR_NOTES.get(k, ""), extra))
     for arg, v in res.get("startup", {}).items():
-        L.append("| cas %s | %.3f | median of %d warm runs (min %.3f) |" % (arg, v["median_s"], v["runs"], v["min_s"]))
+        L.append("| %s | %.3f | median of %d warm runs (min %.3f) |" % (
+            ("cas " + arg) if arg.startswith("--") else arg, v["median_s"], v["runs"], v["min_s"]))
     L.append("")
     m = res["machine"]
     L.append("## Machine\n")
     L.append("- CPU: %s, %s cores; RAM %s GiB" % (m.get("cpu"), m.get("cores"), m.get("ram_gib")))
     L.append("- disk: %s; kernel %s; Python %s" % (m.get("disk"), m.get("kernel"), m.get("python")))
     L.append("- page cache: %s" % res["cache"])
+    L.append("- cas: %s" % cas_install_line(res.get("cas_install")))
     L.append("- data: `%s`, sizes %s" % (res["data"], ", ".join("%s=%s" % kv for kv in res["sizes"].items())))
     L.append("- versions: %s" % "; ".join("%s: %s" % (k, v) for k, v in res["versions"].items() if v))
     L.append("- the machine is shared with other jobs: expect ±30 % noise between runs\n")
-    L.append(HOW)
+    L.append(how_section(res))
     return "\n".join(L) + "\n"
+
+
+def cas_install_line(ci) -> str:
+    """How the measured cas was installed, for the Machine section."""
+    if not ci:
+        return ("`python -m cas` from the checkout on PYTHONPATH (this run predates the record of "
+                "how cas was installed; every such run used that mode, and only those from commit "
+                "93724ec on byte-compiled cas first)")
+    if ci.get("mode") == "venv":
+        deps = ", ".join(p.split(" @ ")[0] for p in ci.get("packages", [])
+                         if not p.startswith(("pip==", "setuptools==")))
+        return ("`pip install <checkout>` (not editable, byte-compiled by pip) into a fresh venv of "
+                "`%s`, run as `<venv>/bin/cas`; venv packages: %s" % (ci.get("python"), deps))
+    return ("`%s -m cas` with the checkout `%s` on PYTHONPATH, byte-compiled first (the "
+            "`--cas-install pythonpath` mode of `--quick`; start-up then includes whatever the "
+            "interpreter's site-packages load)" % (ci.get("python"), ci.get("src")))
+
+
+CAS_HOW_VENV = """cas is measured as a user installs it: the harness creates a fresh virtualenv in its work
+dir from the interpreter it runs on, `pip install`s the checkout given by `--cas-src` into it (a
+plain, non-editable install of a copy of the working tree; pip builds a wheel and byte-compiles
+it; the dependencies come from the package index) and runs `<venv>/bin/cas` for every cas step,
+the start-up figures and the interpreter floors, with PYTHONPATH unset. So no editable-install
+finder or `.pth` file of the harness's own interpreter is paid at start-up. DVC runs the same
+way from its own virtualenv (`/opt/peers/dvc`); the other peers are Debian packages."""
+
+CAS_HOW_PYTHONPATH = """In this run cas ran from the checkout: `python -m cas` with the checkout first on
+PYTHONPATH, byte-compiled first, on the harness's own interpreter (so start-up includes whatever
+that interpreter's site-packages load: an editable-install finder, `.pth` files). This is what
+`--quick` (or `--cas-install pythonpath`) does, because it needs no package index; a full run
+installs cas with pip into a fresh virtualenv and runs `<venv>/bin/cas`, as a user does. DVC
+runs from its own virtualenv (`/opt/peers/dvc`); the other peers are Debian packages."""
+
+
+def how_section(res) -> str:
+    """The "How each tool is used" section, saying how this run's cas was installed."""
+    ci = res.get("cas_install")
+    text = CAS_HOW_VENV if (ci or {}).get("mode") == "venv" else CAS_HOW_PYTHONPATH
+    if not ci:
+        text = text.replace("byte-compiled first, ", "byte-compiled first only since commit 93724ec "
+                            "(this run did not record it), ")
+    return HOW.replace("{cas_how}", text)
 
 
 HOW = """## How each tool is used
@@ -247,6 +431,8 @@ W4, W6 and W7 act on the store that holds only W1 (or only W3). Before every tim
 the harness runs `sync` and drops the page cache (if permitted). Set-up (creating the store,
 copying data into a DVC or git-annex work tree, copying W5's next version into place) is not
 timed.
+
+{cas_how}
 
 | tool | ingest (W1–W3, W5 per version) | W4 re-add | W6 restore into an empty dir | W7 check |
 |---|---|---|---|---|

@@ -2,9 +2,11 @@
 
     python -m benchmarks.run [--data DIR] [--runs 3] [--only w1,w3] [--tools cas,restic]
                              [--quick] [--out DIR] [--timeout S] [--runs-for git-annex:w3=1]
+                             [--cas-src CHECKOUT] [--cas-install venv|pythonpath]
 
 See docs/benchmarks.md for what each workload does and how every tool is
-used.  Writes ``results.json`` (raw figures of every run) into ``--out``
+used (cas: pip-installed from ``--cas-src`` into a fresh virtualenv, except with
+``--quick``).  Writes ``results.json`` (raw figures of every run) into ``--out``
 and, unless ``--quick`` without ``--write-docs``, ``docs/benchmarks.md``
 and ``docs/benchmarks.png``.  Exits 1 if any step of any tool failed or
 produced wrong data (a timed-out step is reported, not a failure).
@@ -29,7 +31,7 @@ import traceback
 from benchmarks import data as bdata
 from benchmarks import measure
 from benchmarks import report
-from benchmarks.tools import all_tools
+from benchmarks.tools import all_tools, install_cas_venv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKLOADS = ["w1", "w2", "w3", "w4", "w5", "w6", "w7"]
@@ -73,12 +75,19 @@ def _short(cmd) -> str:
 
 # ---- floors ---------------------------------------------------------------------------------
 
-def measure_floors(w: bdata.Workloads, ctx: Ctx, scratch: str, only: set) -> dict:
-    """Machine floors: cold cat/cp/b3sum of W1, tar of W3, zstd -3 -T1 of W2 and of W5 v09."""
+def measure_floors(w: bdata.Workloads, ctx: Ctx, scratch: str, only: set, cas=None) -> dict:
+    """Machine floors of this run, each one timed command (cold where the page cache drops).
+
+    cat/cp/b3sum of W1 and a durable ``dd`` copy of it (W1 ingest); tar of W3 (W3 ingest);
+    the cold start of the interpreter cas runs on and a cold stat walk of W3 (W4); a cold
+    ``tar -x`` of W3 with and without ``sync`` (W6); zstd -3 -T1 of W2 and of W5 v09. The
+    pack floors of W7 are taken by ``run_chain`` from the cas store itself.
+    """
     f = {}
 
     def t(key, script, **kw):
-        m = ctx.timed(["/bin/sh", "-ec", script], **kw)
+        cmd = ["/bin/sh", "-ec", script] if isinstance(script, str) else script
+        m = ctx.timed(cmd, **kw)
         f[key] = {"wall": m.wall, "rss_kib": m.rss_kib}
         return m
 
@@ -91,9 +100,30 @@ def measure_floors(w: bdata.Workloads, ctx: Ctx, scratch: str, only: set) -> dic
         os.unlink(os.path.join(scratch, "cp.bin"))
         if shutil.which("b3sum"):
             t("b3sum_w1", "b3sum %s > /dev/null" % q(w.w1))
+    if "w1" in only:
+        dd = os.path.join(scratch, "dd.bin")
+        t("dd_w1_fsync", "dd if=%s of=%s bs=8M conv=fsync status=none" % (q(w.w1), q(dd)))
+        os.unlink(dd)
+    if "w4" in only and cas is not None:
+        env = cas.base_env()
+        t("py_start_cold", [cas.python, "-c", "pass"], env=env, cwd="/")
+        t("py_import_cas_cli_cold", [cas.python, "-c", "import cas.cli.main"], env=env, cwd="/")
+        t("cas_version_cold", cas._cmd("--version"), env=env, cwd="/")
     if only & {"w3", "w4", "w6", "w7"}:
         t("tar_w3", "tar -cf - -C %s %s | cat > /dev/null"
           % (q(os.path.dirname(w.w3)), q(os.path.basename(w.w3))))
+    if "w4" in only:
+        t("find_w3_cold", "find %s -printf '%%s %%T@ %%i\\n' > /dev/null" % q(w.w3))
+    if "w6" in only:
+        tarball = os.path.join(scratch, "w3.tar")
+        if not os.path.exists(tarball):  # made once per harness run, untimed
+            ctx.untimed(["tar", "-cf", tarball, "-C", os.path.dirname(w.w3), os.path.basename(w.w3)])
+        dest = os.path.join(scratch, "tar-x")
+        for key, tail in (("tar_x_w3", ""), ("tar_x_w3_sync", " && sync")):
+            shutil.rmtree(dest, ignore_errors=True)
+            os.makedirs(dest)
+            t(key, "tar -xf %s -C %s%s" % (q(tarball), q(dest), tail))
+            shutil.rmtree(dest, ignore_errors=True)
     if shutil.which("zstd"):
         if "w2" in only:
             out = os.path.join(scratch, "w2.zst")
@@ -108,20 +138,34 @@ def measure_floors(w: bdata.Workloads, ctx: Ctx, scratch: str, only: set) -> dic
     return f
 
 
-def measure_startup(cas_src: str, n: int) -> dict:
-    """Median wall seconds of ``cas --help`` and ``cas --version`` over ``n`` warm runs."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [cas_src, env.get("PYTHONPATH")]))
+def measure_pack_floors(tool, ctx: Ctx, st, chain: str, floors: dict) -> None:
+    """Cold ``cat`` and ``b3sum`` of the packs of ``tool``'s store into ``floors`` (W7 floors):
+    any check of the stored data reads at least these bytes."""
+    d = tool.packs_dir(st)
+    q = shlex.quote
+    nbytes = measure.du_bytes(d)
+    progs = [("cat", "cat")] + ([("b3sum", "b3sum")] if shutil.which("b3sum") else [])
+    for key, prog in progs:
+        m = ctx.timed(["/bin/sh", "-ec", "find %s -name '*.pack' -exec %s {} + > /dev/null"
+                       % (q(d), prog)])
+        floors["%s_packs_%s" % (key, chain)] = {"wall": m.wall, "rss_kib": m.rss_kib, "bytes": nbytes}
+
+
+def measure_startup(cas, n: int) -> dict:
+    """Median wall seconds of ``cas --help``, ``cas --version`` and the bare interpreter
+    (``python -c pass``, the floor of both) over ``n`` warm runs each."""
+    env = cas.base_env()
     res = {}
-    for arg in ("--help", "--version"):
+    for key, cmd in (("--help", cas._cmd("--help")), ("--version", cas._cmd("--version")),
+                     ("python -c pass", [cas.python, "-c", "pass"])):
         walls, rss = [], 0
         for _ in range(n):
-            m = measure.run_cmd([sys.executable, "-m", "cas", arg], env=env, cwd="/")
+            m = measure.run_cmd(cmd, env=env, cwd="/")
             if not m.ok:
-                raise StepFailed("cas %s exited %s: %s" % (arg, m.rc, m.err))
+                raise StepFailed("%s exited %s: %s" % (_short(cmd), m.rc, m.err))
             walls.append(m.wall)
             rss = max(rss, m.rss_kib)
-        res[arg] = {"median_s": statistics.median(walls), "min_s": min(walls), "runs": n,
+        res[key] = {"median_s": statistics.median(walls), "min_s": min(walls), "runs": n,
                     "rss_kib": rss}
     return res
 
@@ -150,8 +194,12 @@ def _check_restored(tool, ctx, st, src, base, expect):
     return m, True
 
 
-def run_chain(tool, chain, w, ctx, base, only, digests, sizes, verify_extra) -> dict:
-    """Run one chain (w1, w2, w3 or w5) of ``tool`` on a fresh store; return {step: record}."""
+def run_chain(tool, chain, w, ctx, base, only, digests, sizes, verify_extra, floors=None) -> dict:
+    """Run one chain (w1, w2, w3 or w5) of ``tool`` on a fresh store; return {step: record}.
+
+    With ``floors`` (a dict) and a tool that names its packs (cas), the W7 pack floors of
+    this store are added to it after the W7 step.
+    """
     os.makedirs(base)
     st = tool.new_store(ctx, base)
     rec = {}
@@ -179,6 +227,8 @@ def run_chain(tool, chain, w, ctx, base, only, digests, sizes, verify_extra) -> 
         if "w7" in only:
             m = tool.verify(ctx, st)
             rec["w7_" + chain] = _rec(m, sizes[chain])
+            if floors is not None and hasattr(tool, "packs_dir"):
+                measure_pack_floors(tool, ctx, st, chain, floors)
     elif chain == "w2":
         m = tool.ingest(ctx, st, w.w2)
         rec["w2"] = _rec(m, sizes["w2"], store_bytes=tool.size(st))
@@ -256,10 +306,11 @@ def git_commit(path: str) -> str | None:
 
 
 def build_results(a, w, sizes, digests, drop, versions, missing, floors_runs, startup, raw,
-                  failures, only, runs_for, timeout_for, runs_done, started) -> dict:
+                  failures, only, runs_for, timeout_for, runs_done, started, cas_install=None) -> dict:
     """The results dict from what has been measured so far."""
     floors = {}
-    for k in floors_runs[0] if floors_runs else {}:
+    keys = list(dict.fromkeys(k for f in floors_runs for k in f))
+    for k in keys:
         vals = [f[k] for f in floors_runs if k in f]
         floors[k] = {"median_s": statistics.median(v["wall"] for v in vals), "n": len(vals)}
         if "bytes" in vals[0]:
@@ -273,6 +324,8 @@ def build_results(a, w, sizes, digests, drop, versions, missing, floors_runs, st
         if drop else ("warm (--warm)" if a.warm else "warm (dropping the page cache is not permitted here)"),
         "data": w.root, "sizes": sizes, "digests": digests, "machine": machine_info(w.root),
         "versions": versions, "missing": missing, "cas_commit": git_commit(a.cas_src),
+        "cas_install": cas_install,
+        "rss_method": "gnu-time" if os.access(measure.GNU_TIME, os.X_OK) else "wait4",
         "floors": floors, "floors_runs": floors_runs, "startup": startup,
         "tools": {t: {s: summarize(v) for s, v in steps.items()} for t, steps in raw.items()},
         "failures": failures, "only": sorted(only), "note": a.note,
@@ -318,6 +371,11 @@ def parse_args(argv=None):
                     "in $TMPDIR, removed at the end)")
     ap.add_argument("--note", default=None, help="a paragraph shown at the top of the report")
     ap.add_argument("--cas-src", default=ROOT, help="checkout whose cas is measured")
+    ap.add_argument("--cas-install", choices=["venv", "pythonpath"], default=None,
+                    help="venv (default): pip install the checkout into a fresh virtualenv in "
+                    "the work dir and run its bin/cas, as a user does (needs the package "
+                    "index); pythonpath (default with --quick): python -m cas with the "
+                    "checkout on PYTHONPATH, byte-compiled first")
     a = ap.parse_args(argv)
     a.argv = list(sys.argv[1:] if argv is None else argv)
     return a
@@ -359,13 +417,24 @@ def main(argv=None) -> int:
     log("page cache: %s" % ("dropped before each timed step" if drop else "WARM (drop not permitted)"))
     ctx = Ctx(drop, a.timeout, log)
 
-    # measure cas as pip installs it: with bytecode compiled (PYTHONDONTWRITEBYTECODE,
-    # set on some machines, would otherwise make every cas start compile its modules)
-    subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(a.cas_src, "cas")], check=True)
-
     wanted = [t.strip() for t in a.tools.split(",") if t.strip()]
+    mode = a.cas_install or ("pythonpath" if a.quick else "venv")
+    cas_venv, cas_install = None, None
+    if "cas" in wanted and mode == "venv":
+        # cas as a user has it: its own venv, a plain pip install (byte-compiled), bin/cas
+        cas_venv = os.path.join(os.path.abspath(work), "cas-venv")
+        shutil.rmtree(cas_venv, ignore_errors=True)
+        log("installing cas from %s into a fresh venv %s ..." % (a.cas_src, cas_venv))
+        cas_install = install_cas_venv(a.cas_src, cas_venv)
+    elif "cas" in wanted:
+        # byte-compile first (PYTHONDONTWRITEBYTECODE, set on some machines, would otherwise
+        # make every cas start compile its modules)
+        subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(a.cas_src, "cas")],
+                       check=True)
+        cas_install = {"mode": "pythonpath", "python": sys.executable, "src": a.cas_src}
+
     tools, versions, missing = [], {}, []
-    for t in all_tools(a.cas_src):
+    for t in all_tools(a.cas_src, cas_venv):
         if t.name not in wanted:
             continue
         v = t.version()
@@ -375,7 +444,7 @@ def main(argv=None) -> int:
         else:
             versions[t.name] = v
             tools.append(t)
-    unknown = set(wanted) - {t.name for t in all_tools(a.cas_src)}
+    unknown = set(wanted) - {t.name for t in all_tools(a.cas_src, cas_venv)}
     if unknown:
         raise SystemExit("unknown tool(s): %s" % ",".join(sorted(unknown)))
     for prog in ("b3sum", "zstd", "tar", "git"):
@@ -404,7 +473,8 @@ def main(argv=None) -> int:
     floors_runs, failures, startup = [], [], {}
     for r in range(a.runs):
         log("== run %d/%d" % (r + 1, a.runs))
-        floors_runs.append(measure_floors(w, ctx, work, only))
+        cas_tool = next((t for t in tools if t.name == "cas"), None)
+        floors_runs.append(measure_floors(w, ctx, work, only, cas_tool))
         log("   floors: %s" % {k: round(v["wall"], 3) for k, v in floors_runs[-1].items()})
         for t in tools:
             for ch in chains:
@@ -415,7 +485,8 @@ def main(argv=None) -> int:
                 ctx.timeout = timeout_for.get("%s:%s" % (t.name, ch), timeout_for.get(t.name, a.timeout))
                 base = os.path.join(work, "%s-%s-%d" % (t.name, ch, r))
                 try:
-                    rec = run_chain(t, ch, w, ctx, base, only, digests, sizes, verify_extra=(r == 0))
+                    rec = run_chain(t, ch, w, ctx, base, only, digests, sizes, verify_extra=(r == 0),
+                                    floors=floors_runs[-1])
                 except Exception as e:  # noqa: BLE001 - a broken run is reported, the rest goes on
                     msg = str(e) if isinstance(e, StepFailed) else traceback.format_exc()
                     log("   FAILED: %s %s: %s" % (t.name, ch, msg))
@@ -428,9 +499,10 @@ def main(argv=None) -> int:
                     if step in only or step.split("_")[0] in only:
                         raw[t.name].setdefault(step, []).append(v)
         if r == 0 and "cas" in versions:
-            startup = measure_startup(a.cas_src, a.startup_runs)
+            startup = measure_startup(cas_tool, a.startup_runs)
         results = build_results(a, w, sizes, digests, drop, versions, missing, floors_runs, startup,
-                                raw, failures, only, runs_for, timeout_for, r + 1, started)
+                                raw, failures, only, runs_for, timeout_for, r + 1, started,
+                                cas_install)
         save(a, out, results, log)
     if not a.work:
         shutil.rmtree(work, ignore_errors=True)

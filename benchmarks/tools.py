@@ -88,18 +88,81 @@ class Tool:
         return du_bytes(st.path)
 
 
+# what `pip install <checkout>` needs from a checkout (copied, so the build never writes
+# build/ or *.egg-info into the checkout and a stale build/ never leaks into the wheel)
+_BUILD_FILES = ("pyproject.toml", "setup.py", "setup.cfg", "MANIFEST.in", "README.md", "LICENSE")
+
+
+def install_cas_venv(src_root: str, venv: str, python: str = sys.executable) -> dict:
+    """Create the virtualenv ``venv`` and ``pip install`` the cas checkout ``src_root`` into it.
+
+    A plain (non-editable) install, as a user does it: pip builds a wheel from a copy of
+    the checkout's working tree (uncommitted edits included) and byte-compiles what it
+    installs. Needs the package index for the build and runtime dependencies. Returns a
+    description of the install (python, pip freeze) for the results.
+    """
+    build = venv + "-src"
+    shutil.rmtree(build, ignore_errors=True)
+    os.makedirs(build)
+    for name in _BUILD_FILES:
+        if os.path.exists(os.path.join(src_root, name)):
+            shutil.copy2(os.path.join(src_root, name), build)
+    shutil.copytree(os.path.join(src_root, "cas"), os.path.join(build, "cas"),
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    subprocess.run([python, "-m", "venv", venv], check=True, capture_output=True)
+    pip = [os.path.join(venv, "bin", "python"), "-m", "pip"]
+    r = subprocess.run([*pip, "install", "--quiet", build], capture_output=True, text=True,
+                       env=_clean_python_env(os.environ))
+    shutil.rmtree(build, ignore_errors=True)
+    if r.returncode != 0:
+        raise RuntimeError("pip install of %s into %s failed (it needs the package index): %s"
+                           % (src_root, venv, r.stderr[-2000:]))
+    freeze = subprocess.run([*pip, "freeze", "--all"], capture_output=True, text=True,
+                            env=_clean_python_env(os.environ)).stdout.splitlines()
+    return {"mode": "venv", "venv": venv, "python": python, "packages": freeze}
+
+
+def _clean_python_env(env) -> dict:
+    """``env`` without the variables that would make a venv import something else."""
+    e = dict(env)
+    for k in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE"):
+        e.pop(k, None)
+    return e
+
+
 class Cas(Tool):
+    """cas as installed by pip into ``venv`` (``venv/bin/cas``), or, without a venv, run from
+    the checkout ``src_root`` with ``python -m cas`` and the checkout on PYTHONPATH (used by
+    ``--quick``: needs no package index)."""
+
     name = "cas"
 
-    def __init__(self, src_root: str):
+    def __init__(self, src_root: str, venv: str | None = None):
         self.src_root = src_root
+        self.venv = venv
+
+    @property
+    def python(self) -> str:
+        """The interpreter cas runs on."""
+        return os.path.join(self.venv, "bin", "python") if self.venv else sys.executable
 
     def _cmd(self, *args):
+        if self.venv:
+            return [os.path.join(self.venv, "bin", "cas"), *args]
         return [sys.executable, "-m", "cas", *args]
 
-    def env(self, st):
-        e = super().env(st)
+    def base_env(self) -> dict:
+        """The environment every cas command (and its interpreter floors) runs in."""
+        if self.venv:
+            return _clean_python_env(os.environ)
+        e = dict(os.environ)
         e["PYTHONPATH"] = os.pathsep.join(filter(None, [self.src_root, os.environ.get("PYTHONPATH")]))
+        return e
+
+    def env(self, st):
+        e = self.base_env()
+        e.update(GIT_ENV)
+        e.update(st.env)
         e["CAS_HOME"] = st.path
         return e
 
@@ -126,6 +189,12 @@ class Cas(Tool):
 
     def verify(self, ctx, st):
         return ctx.timed(self._cmd("--repo", st.path, "fsck"), cwd=st.base, env=self.env(st))
+
+    def packs_dir(self, st) -> str:
+        """The directory of the store's sealed packs (docs/format.md §3): ``cas init P``
+        makes the project P with its store in ``P/.cas``."""
+        inner = os.path.join(st.path, ".cas", "packs")
+        return inner if os.path.isdir(inner) else os.path.join(st.path, "packs")
 
 
 class Restic(Tool):
@@ -295,6 +364,6 @@ class Dvc(_GitWorkspace):
         return du_bytes(os.path.join(st.path, ".dvc", "cache"))
 
 
-def all_tools(cas_src: str) -> list[Tool]:
-    """Every tool the harness knows, cas first."""
-    return [Cas(cas_src), Dvc(), Restic(), Borg(), GitAnnex()]
+def all_tools(cas_src: str, cas_venv: str | None = None) -> list[Tool]:
+    """Every tool the harness knows, cas first (from ``cas_venv`` if given, see ``Cas``)."""
+    return [Cas(cas_src, cas_venv), Dvc(), Restic(), Borg(), GitAnnex()]

@@ -30,11 +30,19 @@ RACY_NS = 2_000_000_000
 READ_ALL_LIMIT = 4 * 1024 * 1024
 READ_BLOCK = 8 * 1024 * 1024
 # read-ahead of small files (cold-cache latency dominates many-small-files ingest)
-PREFETCH_THREADS = 4
-PREFETCH_FILES = 256
+# O_NONBLOCK: a path replaced by a FIFO since the walk must not block the open
+_O_READ = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+PREFETCH_THREADS = 2
+PREFETCH_FILES = 512
 PREFETCH_BYTES = 16 * 1024 * 1024
+# files per read-ahead job: one thread hand-off per batch, not per file
+PREFETCH_BATCH_FILES = 32
+PREFETCH_BATCH_BYTES = 512 * 1024
 # stat-cache records held before ``file`` commits them (memory stays bounded)
 STAT_BATCH = 20_000
+
+
+_END = object()
 
 
 def stat_key(path: str) -> bytes:
@@ -62,6 +70,7 @@ class FileIngester:
         self._ahead: deque = deque()  # (path, future of (start ns, bytes)) in expected order
         self._ahead_bytes = 0
         self._ahead_todo: Iterator | None = None
+        self._ahead_unresolved = False
         self._ahead_pool = None
 
     def cached(self, path: str, st: os.stat_result) -> FileRef | None:
@@ -86,6 +95,8 @@ class FileIngester:
             return out
         self.objects.before_write()  # hold a gc pin before trusting stored objects
         t = self.objects._tables()
+        if not self._stat_updates and t.stat_cache_empty():
+            return out  # first add into this store: no file can be answered
         get_stat = t.get_stat_fields
         # after any gc a stored node may lack a descendant: check the whole file then
         has_file = self.objects.has if gc_count(t) == 0 else self.objects.has_file
@@ -169,9 +180,10 @@ class FileIngester:
         self.n_read += 1
         self.bytes_read += st.st_size
         if ahead is not None:
-            started, after = ahead.started, ahead.after
+            started, after, key = ahead.started, ahead.after, ahead.key
             fid = self._store_ahead(ahead, store)
         else:
+            key = None
             started = time.time_ns()
             self._start_ahead(path)
             fid = self._read_and_hash(path, st, store)
@@ -182,7 +194,7 @@ class FileIngester:
         if self.progress is not None:
             self.progress(self.n_read + self.n_cached, None, self.bytes_read)
         if st.st_mtime_ns + RACY_NS <= started and st.st_ctime_ns + RACY_NS <= started:
-            self._stat_updates[stat_key(path)] = StatEntry(
+            self._stat_updates[key or stat_key(path)] = StatEntry(
                 st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, started, ref.executable, fid
             )
             if len(self._stat_updates) >= STAT_BATCH:
@@ -206,7 +218,7 @@ class FileIngester:
 
     # read-ahead -------------------------------------------------------------------
     @contextlib.contextmanager
-    def reading_ahead(self, files: Iterable[tuple[str, tuple]]):
+    def reading_ahead(self, files: Iterable[tuple[str, tuple]], unresolved: bool = False):
         """Read, cut and hash small files ahead in a thread pool while the block runs.
 
         Args:
@@ -215,16 +227,23 @@ class FileIngester:
                 stat cache does not answer and skips files that are empty, large or
                 answered by the stat cache. A call out of this order reads
                 synchronously, so the order only matters for speed.
+            unresolved: The caller already asked the stat cache about every file
+                (``resolve_cached``) and passes only those it did not answer.
+
+        ``files`` may yield None for "none known yet" (a source that resolves
+        files in bounded batches): filling stops and resumes when the next
+        read-ahead file is taken, or at the next file read without one.
 
         At most PREFETCH_FILES files and PREFETCH_BYTES bytes are held ahead. The
         reader stats each file before and after reading it, exactly as ``file``
         does, so the change checks and the racy rule are unchanged.
         """
         self._ahead_todo = iter(files)
+        self._ahead_unresolved = unresolved
         try:
             yield
         finally:
-            for _p, fut, _n in self._ahead:
+            for _p, fut, _i, _n in self._ahead:
                 fut.cancel()
             self._ahead.clear()
             self._ahead_bytes = 0
@@ -238,37 +257,54 @@ class FileIngester:
         todo = self._ahead_todo
         if todo is None or self._ahead:
             return
-        for p, _sig in todo:
-            if p == path:
+        for item in todo:
+            if item is None or item[0] == path:  # None: the source has nothing ready yet
                 break
         self._fill_ahead()
 
     def _fill_ahead(self) -> None:
         todo = self._ahead_todo
-        while todo is not None and len(self._ahead) < PREFETCH_FILES and self._ahead_bytes < PREFETCH_BYTES:
-            nxt = next(todo, None)
-            if nxt is None:
-                self._ahead_todo = None
-                return
+        batch: list = []
+        batch_bytes = 0
+        while todo is not None and len(self._ahead) + len(batch) < PREFETCH_FILES \
+                and self._ahead_bytes + batch_bytes < PREFETCH_BYTES:
+            nxt = next(todo, _END)
+            if nxt is _END:
+                self._ahead_todo = todo = None
+                break
+            if nxt is None:  # nothing ready yet: asked again when a file is taken
+                break
             path, sig = nxt
             size = sig[0]
-            if not 0 < size <= READ_ALL_LIMIT or self._cache_entry(path, sig) is not None:
+            if not 0 < size <= READ_ALL_LIMIT or (
+                    not self._ahead_unresolved and self._cache_entry(path, sig) is not None):
                 continue
-            if self._ahead_pool is None:
-                from concurrent.futures import ThreadPoolExecutor
+            batch.append((path, size))
+            batch_bytes += size
+            if len(batch) >= PREFETCH_BATCH_FILES or batch_bytes >= PREFETCH_BATCH_BYTES:
+                self._submit_ahead(batch, batch_bytes)
+                batch, batch_bytes = [], 0
+        if batch:
+            self._submit_ahead(batch, batch_bytes)
 
-                self._ahead_pool = ThreadPoolExecutor(PREFETCH_THREADS, thread_name_prefix="cas-read")
-            self._ahead.append((path, self._ahead_pool.submit(_read_ahead, path, self.chunker), size))
-            self._ahead_bytes += size
+    def _submit_ahead(self, batch: list, nbytes: int) -> None:
+        if self._ahead_pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._ahead_pool = ThreadPoolExecutor(PREFETCH_THREADS, thread_name_prefix="cas-read")
+        fut = self._ahead_pool.submit(_read_ahead_batch, [p for p, _n in batch], self.chunker)
+        self._ahead.extend((p, fut, i, n) for i, (p, n) in enumerate(batch))
+        self._ahead_bytes += nbytes
 
     def _take_ahead(self, path: str) -> "_Ahead | None":
         """Return the read-ahead result for ``path`` if it is next, else None."""
         if self._ahead[0][0] != path:
             return None
-        _p, fut, size = self._ahead.popleft()
+        _p, fut, i, size = self._ahead.popleft()
         self._ahead_bytes -= size
-        ahead = fut.result()
-        self._fill_ahead()
+        ahead = fut.result()[i]
+        if len(self._ahead) <= PREFETCH_FILES // 2:
+            self._fill_ahead()
         return ahead
 
     def _store_ahead(self, ahead: "_Ahead", store: bool) -> bytes:
@@ -352,7 +388,7 @@ class FileIngester:
 class _Ahead:
     """A small file read, cut and hashed by a read-ahead thread."""
 
-    __slots__ = ("st", "started", "after", "data", "chunks", "root", "nodes", "error")
+    __slots__ = ("st", "started", "after", "data", "chunks", "root", "nodes", "error", "key")
 
     def before(self) -> os.stat_result:
         if self.st is None:
@@ -360,29 +396,45 @@ class _Ahead:
         return self.st
 
 
+def _read_ahead_batch(paths: list[str], chunker: Chunker) -> list[_Ahead]:
+    return [_read_ahead(p, chunker) for p in paths]
+
+
 def _read_ahead(path: str, chunker: Chunker) -> _Ahead:
+    """Read, cut and hash one small file: open, fstat, one read, fstat, close."""
     a = _Ahead()
     a.st = a.after = a.data = a.root = None
     a.chunks = a.nodes = ()
-    a.error = None
+    a.error = a.key = None
     try:
-        a.st = _stat(path)
-        a.started = time.time_ns()
-        with open(path, "rb") as f:
-            a.data = f.read()
-        a.after = _stat(path)
-    except (UsageError, StorageError) as exc:
-        a.error = exc
+        fd = os.open(path, _O_READ)
+    except FileNotFoundError:
+        a.error = UsageError(f"{path} does not exist")
         return a
     except OSError as exc:
         a.error = StorageError(f"cannot read {path}: {exc.strerror}")
         return a
-    if len(a.data) != a.st.st_size:
+    try:
+        a.st = st = os.fstat(fd)
+        if not statmod.S_ISREG(st.st_mode):
+            a.error = FileChangedError(f"{path} is no longer a regular file; add it again")
+            return a
+        a.started = time.time_ns()
+        # one byte more than the size: a file that grew reads longer
+        a.data = os.read(fd, st.st_size + 1)
+        a.after = os.fstat(fd)
+    except OSError as exc:
+        a.error = StorageError(f"cannot read {path}: {exc.strerror}")
+        return a
+    finally:
+        os.close(fd)
+    if len(a.data) != st.st_size:
         a.error = FileChangedError(f"{path} changed size while cas was reading it")
         return a
     mv = memoryview(a.data)
     a.chunks = [(chunk_id(mv[o : o + n]), o, n) for o, n in chunker.cut(mv)]
     a.root, a.nodes = build_file_nodes([(c, n) for c, _o, n in a.chunks])
+    a.key = stat_key(path)
     return a
 
 

@@ -25,8 +25,8 @@ from __future__ import annotations
 import os
 import stat as statmod
 import struct
-import tempfile
 import weakref
+from collections import deque
 from itertools import islice
 from typing import Callable, Iterator
 
@@ -39,6 +39,7 @@ from cas.format.nodes import KIND_FILE, KIND_TREE, TreeEntry, encode_tree_node, 
 _REC = struct.Struct("<QqqQQBH")
 READ_BLOCK = 1 << 16  # bytes of records read at a time
 WINDOW = 4096  # files answered from the stat cache per batch
+WINDOWS_AHEAD = 2  # windows the read-ahead may resolve beyond the one being built
 FLUSH_OBJECTS = 50_000  # queued objects before a mid-build flush (about 20 MiB of index entries)
 
 
@@ -66,6 +67,8 @@ class DirListing:
             UnsafePath: A file's logical path ``prefix + relative path`` is invalid.
             StorageError: A directory cannot be listed or a file cannot be stat'ed.
         """
+        import tempfile
+
         try:
             f = tempfile.TemporaryFile(dir=tmp_dir if os.path.isdir(tmp_dir) else None)
         except OSError as exc:
@@ -195,6 +198,68 @@ class TreeBuilder:
         return self._node(self._entries[0])
 
 
+class _Resolved:
+    """A listing's records, answered from the stat cache a window at a time, for the build and the read-ahead.
+
+    Both consumers take windows from one queue, so every file is looked up
+    once. The read-ahead runs at most ``WINDOWS_AHEAD`` windows beyond the one
+    being built; past that it yields None ("none known yet") until the build
+    catches up, so memory stays bounded when changed files are sparse.
+    """
+
+    def __init__(self, listing: DirListing, ingester) -> None:
+        self._records = listing.records()
+        self._ingester = ingester
+        self._windows: deque = deque()  # resolved windows, the one being built first
+        self._first = 0  # number of windows[0]
+        self._pos = 0  # index of the file being built in windows[0]
+        self._done = False
+
+    def _resolve_next(self) -> bool:
+        batch = list(islice(self._records, WINDOW))
+        if not batch:
+            self._done = True
+            return False
+        known = self._ingester.resolve_cached(e for _rel, e in batch)
+        self._windows.append([(rel, e, known.get((e.local_path, e.signature))) for rel, e in batch])
+        return True
+
+    def files(self) -> Iterator[tuple[str, PendingFile, FileRef | None]]:
+        """Yield ``(path, PendingFile, stat-cache answer or None)`` in tree order."""
+        while self._windows or self._resolve_next():
+            window = self._windows[0]
+            for i, item in enumerate(window):
+                self._pos = i
+                yield item
+            self._windows.popleft()
+            self._first += 1
+            self._pos = 0
+
+    def unanswered(self) -> Iterator[tuple[str, tuple] | None]:
+        """Yield ``(local path, signature)`` of the files the stat cache did not answer, in build order."""
+        wno, i = 0, 0
+        while True:
+            if (wno, i) < (self._first, self._pos):  # never behind the build
+                wno, i = self._first, self._pos
+            k = wno - self._first
+            if k >= len(self._windows):
+                if self._done:
+                    return
+                if k > WINDOWS_AHEAD:
+                    yield None
+                    continue
+                self._resolve_next()
+                continue
+            window = self._windows[k]
+            if i >= len(window):
+                wno, i = wno + 1, 0
+                continue
+            _rel, e, ref = window[i]
+            i += 1
+            if ref is None:
+                yield e.local_path, e.signature
+
+
 def build_listing(listing: DirListing, ingester, objects, put_tree: Callable[[bytes, bytes], None] | None,
                   store: bool = True) -> TreeEntry:
     """Store (or with ``store`` False only hash) a listing's files; return its root tree entry.
@@ -213,18 +278,14 @@ def build_listing(listing: DirListing, ingester, objects, put_tree: Callable[[by
         for rel, e in listing.records():
             b.add(rel, ingester.file(e.local_path, store=False, expect=e.signature if expect else None))
         return b.finish()
-    records = listing.records()
-    with ingester.reading_ahead(listing.path_signatures()):
-        while True:
-            batch = list(islice(records, WINDOW))
-            if not batch:
-                break
-            known = ingester.resolve_cached(e for _rel, e in batch)
-            for rel, e in batch:
-                ref = known.get((e.local_path, e.signature))
-                if ref is None:
-                    ref = ingester.file(e.local_path, store=True, expect=e.signature if expect else None)
-                b.add(rel, ref)
-            if objects.queued() >= FLUSH_OBJECTS:
+    stream = _Resolved(listing, ingester)
+    n = 0
+    with ingester.reading_ahead(stream.unanswered(), unresolved=True):
+        for rel, e, ref in stream.files():
+            if ref is None:
+                ref = ingester.file(e.local_path, store=True, expect=e.signature if expect else None)
+            b.add(rel, ref)
+            n += 1
+            if n % WINDOW == 0 and objects.queued() >= FLUSH_OBJECTS:
                 objects.flush()
     return b.finish()

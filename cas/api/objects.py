@@ -81,10 +81,15 @@ class ObjectStore:
         self._sealer = None
         self._pool_pid = 0
         self._local = threading.local()
+        self._snap_tables: Tables | None = None  # Tables of the current shared snapshot
 
     # lookups --------------------------------------------------------------
     def _tables(self) -> Tables:
-        return Tables(self.db, self.db.snapshot())
+        txn = self.db.snapshot()
+        t = self._snap_tables
+        if t is None or t.txn is not txn:
+            t = self._snap_tables = Tables(self.db, txn)
+        return t
 
     def refresh(self) -> None:
         """Drop the cached read snapshot so newer index writes are seen."""

@@ -10,17 +10,12 @@ from __future__ import annotations
 import os
 import sys
 import time
-import uuid
 import weakref
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-from cas.api import download as _download
 from cas.api import semvers as _semvers
 from cas.api.artifact import Artifact
-from cas.api.diff import Change, diff_trees
-from cas.api.fsck import Finding, FsckReport, fsck, verify_version
 from cas.api.ingest import FileIngester
-from cas.api.listing import build_listing
 from cas.api.objects import ObjectStore
 from cas.api.publish import append_entry
 from cas.api.refs import DEFAULT_PROJECT, parse_ref, ttl_seconds
@@ -50,6 +45,10 @@ from cas.storage.fsutil import write_durable
 from cas.storage.layout import StoreLayout
 from cas.storage.log import LogDir
 from cas.storage.pins import Pin
+
+if TYPE_CHECKING:
+    from cas.api.diff import Change
+    from cas.api.fsck import Finding, FsckReport
 
 STORE_DIR = ".cas"
 K_INDEX_READY = b"index_ready"
@@ -316,11 +315,13 @@ class Repo:
             src.objects.put(tid, KIND_TREE_NODE, data)
 
         # add_dir sources first, each as a stream (memory does not grow with their files)
+        from cas.api.listing import build_listing
+
         built = {s: build_listing(s, src.ingester, src.objects, put_tree) for s in list(tree.sources())}
         pending = list(tree.pending_files())
         known = src.ingester.resolve_cached(pending)  # unchanged files: one stat each
-        with src.ingester.reading_ahead((e.local_path, e.signature) for e in pending
-                                        if (e.local_path, e.signature) not in known):
+        with src.ingester.reading_ahead(((e.local_path, e.signature) for e in pending
+                                         if (e.local_path, e.signature) not in known), unresolved=True):
             root, size, n_files = tree.build(
                 put_tree,
                 lambda p, e: known.get((e.local_path, e.signature))
@@ -690,6 +691,7 @@ class Repo:
     def download_tree(self, root_id: bytes, root: str, where: str, prefix: str, strategy: str, progress=None,
                       allow_missing_references: bool = False) -> int:
         """Download a tree into a directory (see ``cas.api.download.download``)."""
+        from cas.api import download as _download
         from cas.format.names import normalize_prefix
 
         return _download.download(self.objects, self.ingester, root_id, root, where, normalize_prefix(prefix),
@@ -699,11 +701,15 @@ class Repo:
     def checkout_tree(self, root_id: bytes, root: str, where: str, progress=None,
                       allow_missing_references: bool = False) -> int:
         """Make a directory hold exactly a tree."""
+        from cas.api import download as _download
+
         return _download.checkout(self.objects, self.ingester, root_id, root, where, progress,
                                   refs=self.reference_client(), allow_missing_references=allow_missing_references)
 
     def verify_tree(self, root_id: bytes, root: str, where: str):
         """Compare a directory with a tree: ``(missing, modified, unexpected, unchecked)``."""
+        from cas.api import download as _download
+
         return _download.verify_dir(self.objects, self.ingester, root_id, root, where,
                                     refs=self.reference_client())
 
@@ -714,6 +720,8 @@ class Repo:
     def iter_diff(self, old_ref: str, new_ref: str) -> Iterator[Change]:
         """Yield file-level changes between two versions in path order (both are resolved first)."""
         a, b = self.artifact(old_ref), self.artifact(new_ref)
+        from cas.api.diff import diff_trees
+
         return diff_trees(self.objects, a._rec["digest"], b._rec["digest"])
 
     # maintenance ---------------------------------------------------------------------
@@ -725,6 +733,8 @@ class Repo:
         that cannot be reached is a warning.
         """
         self._catch_up()
+        from cas.api.fsck import fsck
+
         return fsck(self, progress, check_references=check_references)
 
     def verify_version(self, version: ArtifactVersion, check_references: bool = True) -> list[Finding]:
@@ -733,6 +743,8 @@ class Repo:
         Referenced objects are looked up at their source; ones that could not be
         checked are findings of kind ``reference-unreachable``.
         """
+        from cas.api.fsck import verify_version
+
         return verify_version(self, version, check_references=check_references)
 
     def rebuild_index(self) -> tuple[int, int]:
@@ -797,7 +809,7 @@ def _create_store(store: str, chunker: ChunkerParams | None = None, zstd_level: 
         "format_version": R.FORMAT_VERSION,
         "chunker": (chunker or DEFAULT_PARAMS).spec,
         "zstd_level": DEFAULT_ZSTD_LEVEL if zstd_level is None else zstd_level,
-        "store_id": uuid.uuid4().hex,
+        "store_id": os.urandom(16).hex(),
     }
     if os.path.exists(layout.config):
         return

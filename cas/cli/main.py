@@ -8,6 +8,7 @@ error, 130 interrupted. Errors print one line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from cas import __version__
@@ -16,9 +17,46 @@ VERBS = ("init", "add", "ls", "log", "show", "diff", "get", "checkout", "verify"
          "lineage", "runs", "link", "unlink")
 
 
+def _terminal_columns() -> int:
+    """Columns as ``shutil.get_terminal_size`` reports them ($COLUMNS, the terminal, else 80)."""
+    try:
+        cols = int(os.environ["COLUMNS"])
+        if cols > 0:
+            return cols
+    except (KeyError, ValueError):
+        pass
+    try:
+        cols = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        if cols > 0:
+            return cols
+    except (AttributeError, ValueError, OSError):
+        pass
+    return 80
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, sized without importing shutil.
+
+    argparse builds a formatter for every ``add_argument``, and the default one
+    imports shutil, which loads zlib, bz2 and lzma: a cold start reads them from disk.
+    """
+
+    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         _terminal_columns() - 2 if width is None else width)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser (and, through add_subparsers, sub-parsers) using ``_HelpFormatter``."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of all verbs."""
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="cas",
         description="cas: a local-first, content-addressed artifact store (git for data).",
         epilog="References are [project/]name[:vN|:semver|:alias]; no selector means latest.",

@@ -68,15 +68,17 @@ class Chunker:
     """Cut buffers into content-defined chunks with fixed parameters."""
 
     def __init__(self, params: ChunkerParams = DEFAULT_PARAMS) -> None:
+        self.params = params
+        self._cdc = None  # pyfastcdc is loaded by the first cut that needs it
+
+    def _make_cdc(self):
         from pyfastcdc import FastCDC
 
-        self.params = params
+        p = self.params
         self._cdc = FastCDC(
-            avg_size=params.avg_size,
-            min_size=params.min_size,
-            max_size=params.max_size,
-            normalized_chunking=params.normalization,
+            avg_size=p.avg_size, min_size=p.min_size, max_size=p.max_size, normalized_chunking=p.normalization
         )
+        return self._cdc
 
     def cut(self, buf) -> list[tuple[int, int]]:
         """Return ``(offset, length)`` of each chunk of ``buf``, in order.
@@ -90,4 +92,5 @@ class Chunker:
             return []
         if n <= self.params.min_size:
             return [(0, n)]
-        return [(c.offset, c.length) for c in self._cdc.cut_buf(buf)]
+        cdc = self._cdc if self._cdc is not None else self._make_cdc()
+        return [(c.offset, c.length) for c in cdc.cut_buf(buf)]

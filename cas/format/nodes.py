@@ -10,7 +10,7 @@ any other byte form so one value has exactly one id.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 import msgpack
 
@@ -53,8 +53,7 @@ def _is_uint(v) -> bool:
     return type(v) is int and v >= 0
 
 
-@dataclass(frozen=True)
-class FileNode:
+class FileNode(NamedTuple):
     """One level of a file's chunk list: ``level`` 0 lists chunks, >0 child nodes."""
 
     level: int
@@ -230,8 +229,7 @@ def reference_entry(name: str, ref: Reference) -> "TreeEntry":
     return TreeEntry(name, KIND_REFERENCE, ref.id, ref.size or 0, ref)
 
 
-@dataclass(frozen=True)
-class TreeEntry:
+class TreeEntry(NamedTuple):
     """One named entry of a tree node.
 
     ``kind`` is KIND_FILE (``aux`` = 1 if executable else 0), KIND_TREE

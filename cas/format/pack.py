@@ -9,7 +9,7 @@ integers are little-endian.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from cas.errors import FormatError, UnsupportedFormat
 from cas.format.digest import DIGEST_SIZE, chunk_id, file_node_id, keyed_id, tree_node_id
@@ -45,8 +45,7 @@ def object_id(kind: int, raw) -> bytes:
 MAX_OBJECT = 64 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class PackEntry:
+class PackEntry(NamedTuple):
     """Where one object sits inside a pack."""
 
     id: bytes

@@ -41,12 +41,12 @@ class IndexDb:
     def _bind(self, env) -> None:
         self.env = env
         self.dbs = {name.decode(): env.open_db(name) for name in DB_NAMES}
-        self.pid = os.getpid()
+        self.pid = _PID
         self._snapshot = None
 
     def _live(self):
         """Return this process's environment, reopening it after a fork."""
-        if self.pid != os.getpid():
+        if self.pid != _PID:
             # no read transaction is live here (see _before_fork); closing only
             # clears reader slots that carry this process's pid
             self._snapshot = None
@@ -75,7 +75,7 @@ class IndexDb:
 
     def drop_snapshot(self) -> None:
         """End the shared snapshot so the next one sees newer commits."""
-        if self._snapshot is not None and self.pid == os.getpid():
+        if self._snapshot is not None and self.pid == _PID:
             self._snapshot.abort()
         self._snapshot = None
 
@@ -152,8 +152,15 @@ def _before_fork() -> None:
             db.drop_snapshot()
 
 
+def _after_fork_in_child() -> None:
+    global _PID
+    _PID = os.getpid()
+
+
+# the pid as of the last fork: compared on every access, without a syscall each time
+_PID = os.getpid()
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork)
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 
 
 def drop_index(path: str) -> None:

@@ -7,8 +7,7 @@ LMDB's byte order is numeric order.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import msgpack
 
@@ -26,8 +25,7 @@ K_GC_COUNT = b"gc_count"
 CONDEMNED_MARK = b"!"
 
 
-@dataclass(frozen=True)
-class Location:
+class Location(NamedTuple):
     """Where an object is stored."""
 
     pack: str
@@ -38,8 +36,7 @@ class Location:
     codec: int
 
 
-@dataclass(frozen=True)
-class StatEntry:
+class StatEntry(NamedTuple):
     """A stat-cache record: the file id of a file as it was when last hashed."""
 
     dev: int
@@ -67,6 +64,7 @@ class Tables:
         self.db = db
         self.txn = txn
         self.d = db.dbs
+        self._condemned: dict[int, bool] = {}  # pack no -> condemned, as read in this txn
 
     # meta ---------------------------------------------------------------
     def log_seq(self) -> int:
@@ -106,6 +104,7 @@ class Tables:
         self.txn.put(K_NEXT_PACK, U32.pack(no + 1), db=self.d["meta"])
         self.txn.put(name.encode(), U32.pack(no), db=self.d["pack_names"])
         self.txn.put(U32.pack(no), name.encode(), db=self.d["packs"])
+        self._condemned.pop(no, None)
         objects = self.d["objects"]
         put = self.txn.put
         any_condemned = self.count("condemned") > 0
@@ -126,8 +125,11 @@ class Tables:
             self.txn.put(e.id, OBJ.pack(no, e.offset, e.stored_len, e.raw_len, e.kind, e.codec), db=objects)
 
     def _pack_condemned(self, no: int) -> bool:
-        v = self.txn.get(U32.pack(no), db=self.d["packs"])
-        return v is not None and bytes(v[-1:]) == CONDEMNED_MARK
+        c = self._condemned.get(no)
+        if c is None:
+            v = self.txn.get(U32.pack(no), db=self.d["packs"])
+            c = self._condemned[no] = v is not None and bytes(v[-1:]) == CONDEMNED_MARK
+        return c
 
     def pack_name(self, no: int) -> str:
         """Return the name of pack number ``no``."""
@@ -153,6 +155,7 @@ class Tables:
         no = self.pack_no(name)
         if no is not None:
             self.txn.put(U32.pack(no), name.encode() + CONDEMNED_MARK, db=self.d["packs"])
+            self._condemned[no] = True
 
     def condemned_seq(self, name: str) -> int | None:
         """Return the seq of the gc entry that condemned a pack, or None."""
@@ -303,6 +306,10 @@ class Tables:
             return None
         dev, ino, size, mt, ct, rec, ex, fid = STAT.unpack(v)
         return StatEntry(dev, ino, size, mt, ct, rec, bool(ex), fid)
+
+    def stat_cache_empty(self) -> bool:
+        """Return True if the stat cache holds no record at all."""
+        return self.txn.stat(self.d["statcache"])["entries"] == 0
 
     def get_stat_fields(self, path: bytes) -> tuple | None:
         """Return ``(dev, ino, size, mtime_ns, ctime_ns, recorded_ns, exec, file id)`` or None.

@@ -12,7 +12,6 @@ import json
 import os
 import socket
 import time
-import uuid
 
 from cas.errors import GcBusy, StorageError
 from cas.storage.fsutil import fsync_dir
@@ -25,7 +24,7 @@ class Lease:
         self.path = os.path.join(locks_dir, name)
         self.dir = locks_dir
         self.duration_ns = int(duration_s * 1e9)
-        self.holder = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self.holder = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(6).hex()}"
         self.held = False
 
     def _body(self) -> bytes:
@@ -66,7 +65,7 @@ class Lease:
                 f"{current.get('holder', '?')} holds {self.path} until {until}; "
                 "wait for it to finish (or for the lease to expire) and retry"
             )
-        stale = f"{self.path}.stale-{uuid.uuid4().hex[:12]}"
+        stale = f"{self.path}.stale-{os.urandom(6).hex()}"
         try:
             os.rename(self.path, stale)
         except FileNotFoundError:
@@ -82,7 +81,7 @@ class Lease:
         """Push the expiry ``duration`` into the future (call during long work)."""
         if not self.held:
             return
-        tmp = f"{self.path}.renew-{uuid.uuid4().hex[:12]}"
+        tmp = f"{self.path}.renew-{os.urandom(6).hex()}"
         with open(tmp, "wb") as f:
             f.write(self._body())
             f.flush()

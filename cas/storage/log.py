@@ -8,7 +8,6 @@ either absent or complete, and two writers can never both create one seq.
 from __future__ import annotations
 
 import os
-import uuid
 
 from cas.errors import StorageError
 from cas.storage.crash import crashpoint
@@ -50,7 +49,7 @@ class LogDir:
         Returns:
             True if this call created it; False if another writer got there first.
         """
-        tmp = os.path.join(self.tmp_dir, f"log-{uuid.uuid4().hex}.tmp")
+        tmp = os.path.join(self.tmp_dir, f"log-{os.urandom(16).hex()}.tmp")
         try:
             with open(tmp, "wb") as f:
                 f.write(data)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import bisect
 import os
-import uuid
 from typing import Iterator
 
 from cas.errors import FormatError, StorageError
@@ -41,7 +40,7 @@ class PackWriter:
 
     def __init__(self, packs_dir: str, tmp_dir: str) -> None:
         self.packs_dir = packs_dir
-        self.tmp_path = os.path.join(tmp_dir, f"{uuid.uuid4().hex}.pack.tmp")
+        self.tmp_path = os.path.join(tmp_dir, f"{os.urandom(16).hex()}.pack.tmp")
         try:
             self._f = open(self.tmp_path, "wb", buffering=0)
         except OSError as exc:

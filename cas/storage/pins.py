@@ -12,15 +12,21 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
-import uuid
 from dataclasses import dataclass
 
 
 PIN_TTL_NS = 3600 * 10**9
 REFRESH_NS = 60 * 10**9
-HOST = socket.gethostname()
+def _hostname() -> str:
+    if hasattr(os, "uname"):
+        return os.uname().nodename  # what gethostname() returns, without importing socket
+    import socket
+
+    return socket.gethostname()
+
+
+HOST = _hostname()
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,7 @@ class Pin:
             if self.path is not None:
                 return
         os.makedirs(self.dir, exist_ok=True)
-        path = os.path.join(self.dir, f"{HOST}-{os.getpid()}-{uuid.uuid4().hex[:12]}")
+        path = os.path.join(self.dir, f"{HOST}-{os.getpid()}-{os.urandom(6).hex()}")
         started = time.time_ns()
         self._write(path, started, 0)
         self.path = path

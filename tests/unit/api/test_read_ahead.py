@@ -1,5 +1,7 @@
 """Logging a draft reads small files ahead in threads with the same checks as direct reads."""
 
+import os
+
 import pytest
 
 import cas
@@ -22,7 +24,7 @@ def test_read_ahead_logs_every_file_exactly(repo, tmp_path):
     assert repo.verify().ok
 
 
-@pytest.mark.parametrize("change", ["rewrite", "delete"])
+@pytest.mark.parametrize("change", ["rewrite", "delete", "fifo"])
 def test_read_ahead_detects_files_changed_after_add(repo, tmp_path, change):
     files = _files(60)
     write_tree(tmp_path / "src", files)
@@ -32,6 +34,12 @@ def test_read_ahead_detects_files_changed_after_add(repo, tmp_path, change):
     if change == "rewrite":
         victim.write_bytes(b"changed, and of another size")
         with pytest.raises(FileChangedError):
+            repo.log_artifact(art)
+    elif change == "fifo":
+        # a FIFO at the path must not block the reader (nobody ever writes to it)
+        victim.unlink()
+        os.mkfifo(victim)
+        with pytest.raises(FileChangedError, match="f040.txt"):
             repo.log_artifact(art)
     else:
         victim.unlink()
