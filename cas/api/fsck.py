@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 
 from cas.errors import CasError
 from cas.format.digest import to_text
-from cas.format.nodes import KIND_REFERENCE, KIND_TREE
-from cas.format.pack import KIND_CHUNK
+from cas.format.nodes import KIND_FILE, KIND_REFERENCE, KIND_TREE
+from cas.format.pack import KIND_CHUNK, KIND_FILE_NODE, KIND_TREE_NODE
 from cas.index.replay import K_BAD_LOG, K_BAD_PACKS, noted
 from cas.index.tables import Tables
 from cas.api.packscan import scan_packs
-from cas.format.nodes import decode_file_node, decode_tree_node
+from cas.format.nodes import decode_file_rows, decode_tree_rows
 from cas.storage.packs import iter_pack_names
 
 
@@ -98,8 +98,6 @@ def fsck(repo, progress=None, check_references: bool = True) -> FsckReport:
     objects = repo.objects
     objects.flush()
     findings: list[Finding] = []
-    bad: dict[bytes, str] = {}  # object id -> why
-    n_objects = 0
     packs_dir = repo.layout.packs
     # one read transaction for the whole check: versions and object locations
     # come from the same snapshot, so every object a version needs is indexed in it
@@ -116,90 +114,102 @@ def fsck(repo, progress=None, check_references: bool = True) -> FsckReport:
             findings.append(Finding("missing-pack", name, "indexed but not on disk"))
         # every pack read once: its own hash and every object it lists (docs/decisions.md, "fsck")
         scan = scan_packs(packs_dir, on_disk, txn, repo.db.dbs, indexed, objects.codec.level, progress)
-        for name, detail in scan.pack_problems:
+        for name, detail in sorted(scan.pack_problems):  # workers finish packs in any order
             findings.append(Finding("corrupt-pack", name, detail))
-        bad.update(scan.bad)
-        if scan.n_matched + len(scan.bad) != n_objects:
+        bad = scan.bad  # object id -> why
+        located = scan.located  # object id -> pack number, for every indexed object (not in a condemned pack)
+        if len(located) != n_objects:
             # some indexed locations were not covered by a footer (missing pack, damaged
-            # footer, index disagreeing with a footer): read those one by one
+            # footer, index disagreeing with a footer, a condemned pack): read those one by one
             for oid, loc in t.iter_objects():
-                no = indexed.get(loc.pack)
-                if oid in bad or loc.offset in scan.matched.get(no, ()):
+                if oid in located:
                     continue
+                located[oid] = indexed[loc.pack]
                 try:
                     objects.read_at(oid, loc)
                 except CasError as exc:
                     bad[oid] = str(exc)
-    # object lookups below must see at least that snapshot, not an older cached one
-    # (another process may have logged since this Repo last read the index)
+    # nodes the scan did not keep are read through the object store: its snapshot
+    # must be at least that one, not an older cached one
     objects.refresh()
-    snap = Tables(repo.db, repo.db.snapshot())
-    has = snap.has_object
     nodes = scan.nodes
+    located_get = located.get
+    live: set[int] = set()  # numbers of the packs that hold objects some version needs
+    live_add = live.add
 
-    def get_tree(tid: bytes):
-        raw = nodes.get(tid)
-        return decode_tree_node(raw) if raw is not None else objects.get_tree(tid)
+    def present(oid: bytes) -> bool:
+        """True if ``oid`` is indexed and intact; notes its pack as live."""
+        no = located_get(oid)
+        if no is None:
+            return False
+        live_add(no)
+        return oid not in bad
 
-    def get_file_node(fid: bytes):
-        raw = nodes.get(fid)
-        return decode_file_node(raw) if raw is not None else objects.get_file_node(fid)
+    def node_bytes(oid: bytes, kind: int):
+        raw = nodes.get(oid)
+        return raw if raw is not None else objects.get(oid, kind)
+
     # versions: walk each tree once per distinct subtree id
     affected: dict[bytes, list[str]] = {}
     checked: dict[bytes, list[tuple[bytes, str]]] = {}
-
-    reachable: set[bytes] = set()
     tree_refs: dict[bytes, list] = {}  # tree id -> [(Reference, path below it)]
 
     def check_tree(tid: bytes) -> list[tuple[bytes, str]]:
         if tid in checked:
             return checked[tid]
-        reachable.add(tid)
         problems: list[tuple[bytes, str]] = []
         below: list = []
         tree_refs[tid] = below
-        if tid in bad or not has(tid):
+        if not present(tid):
             problems.append((tid, ""))
         else:
             try:
-                entries = get_tree(tid)
+                rows = decode_tree_rows(node_bytes(tid, KIND_TREE_NODE))
             except CasError:
-                entries = []
+                rows = []
                 problems.append((tid, ""))
-            for e in entries:
-                if e.kind == KIND_TREE:
-                    problems.extend((o, e.name + "/" + p if p else e.name) for o, p in check_tree(e.id))
-                    below.extend((r, e.name + "/" + p) for r, p in tree_refs.get(e.id, ()))
-                elif e.kind == KIND_REFERENCE:  # its id names a record, not a stored object
-                    below.append((e.aux, e.name))
-                else:
-                    problems.extend((o, e.name) for o in check_file(e.id))
+            for name, kind, oid, _size, aux in rows:
+                if kind == KIND_FILE:
+                    wrong = check_file(oid)
+                    if wrong:
+                        problems.extend((o, name) for o in wrong)
+                elif kind == KIND_TREE:
+                    problems.extend((o, name + "/" + p if p else name) for o, p in check_tree(oid))
+                    below.extend((r, name + "/" + p) for r, p in tree_refs.get(oid, ()))
+                else:  # a reference: its id names a record (aux), not a stored object
+                    below.append((aux, name))
         checked[tid] = problems
         return problems
 
-    file_checked: dict[bytes, list[bytes]] = {}
+    file_checked: dict[bytes, tuple[bytes, ...]] = {}  # file node id -> ids below it that are missing or corrupt
 
-    def check_file(fid: bytes) -> list[bytes]:
-        if fid in file_checked:
-            return file_checked[fid]
-        out: list[bytes] = []
-        reachable.add(fid)
-        if fid in bad or not has(fid):
-            out.append(fid)
+    def check_file(fid: bytes) -> tuple[bytes, ...]:
+        done = file_checked.get(fid)
+        if done is not None:
+            return done
+        if not present(fid):
+            done = (fid,)
         else:
             try:
-                node = get_file_node(fid)
-                for cid, _n in node.entries:
-                    if node.level > 0:
-                        out.extend(check_file(cid))
-                    else:
-                        reachable.add(cid)
-                        if cid in bad or not has(cid):
-                            out.append(cid)
+                level, rows = decode_file_rows(node_bytes(fid, KIND_FILE_NODE))
             except CasError:
-                out.append(fid)
-        file_checked[fid] = out
-        return out
+                level, rows = -1, ()
+                done = (fid,)
+            if level > 0:
+                done = tuple(o for cid, _n in rows for o in check_file(cid))
+            elif level == 0:
+                out = []
+                for cid, _n in rows:
+                    no = located_get(cid)
+                    if no is None:
+                        out.append(cid)
+                        continue
+                    live_add(no)
+                    if cid in bad:
+                        out.append(cid)
+                done = tuple(out)
+        file_checked[fid] = done
+        return done
 
     n_versions = 0
     refs: dict[bytes, tuple] = {}
@@ -219,9 +229,7 @@ def fsck(repo, progress=None, check_references: bool = True) -> FsckReport:
         for name in noted(Tables(repo.db, txn), K_BAD_PACKS):
             if not any(f.key == name for f in findings):
                 findings.append(Finding("corrupt-pack", name, "footer damaged; objects were salvaged by scanning"))
-    snap_get, objs = snap.txn.get, repo.db.dbs["objects"]
-    live_nos = {int.from_bytes(v[:4], "little") for v in map(lambda o: snap_get(o, db=objs), reachable) if v}
-    live_packs = {name for name, no in indexed.items() if no in live_nos}
+    live_packs = {name for name, no in indexed.items() if no in live}
     orphan = len(set(on_disk) - live_packs)
     # unsealed packs and log entries of interrupted (or still running) writers
     n_tmp = len(os.listdir(repo.layout.tmp)) if os.path.isdir(repo.layout.tmp) else 0

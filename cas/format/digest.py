@@ -29,9 +29,17 @@ def chunk_id(data) -> bytes:
     return blake3.blake3(data).digest()
 
 
+_DERIVED: dict[str, object] = {}  # context -> an empty derive-key hasher to copy (the context is hashed once)
+
+
 def keyed_id(context: str, data) -> bytes:
     """Return BLAKE3 in derive-key mode under ``context`` over ``data``."""
-    return blake3.blake3(data, derive_key_context=context).digest()
+    start = _DERIVED.get(context)
+    if start is None:
+        start = _DERIVED[context] = blake3.blake3(derive_key_context=context)
+    h = start.copy()
+    h.update(data)
+    return h.digest()
 
 
 def file_node_id(encoded: bytes) -> bytes:

@@ -9,6 +9,7 @@ any other byte form so one value has exactly one id.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Iterable, NamedTuple, Sequence
 
@@ -16,7 +17,7 @@ import msgpack
 
 from cas.errors import FormatError, UnsafePath, UnsupportedFormat
 from cas.format.digest import DIGEST_SIZE, file_node_id, reference_id, tree_node_id
-from cas.format.names import check_segment
+from cas.format.names import MAX_SEGMENT, check_segment
 
 NODE_VERSION = 1
 # docs/format.md §8.1: entries per file node before the list splits into levels.
@@ -36,6 +37,21 @@ MAX_URI_BYTES = 4096
 
 def _pack(value) -> bytes:
     return msgpack.packb(value, use_bin_type=True)
+
+
+_packers = threading.local()
+_SMALL = 64 << 10  # encodings up to this size reuse a per-thread Packer (its buffer stays this size)
+
+
+def _encodes_to(value, data) -> bool:
+    """True if ``value`` encodes to exactly ``data`` (the canonical-form check of a decoded node)."""
+    if len(data) > _SMALL:
+        return _pack(value) == data
+    # msgpack.packb builds (and allocates a buffer for) a new Packer per call
+    p = getattr(_packers, "p", None)
+    if p is None:
+        p = _packers.p = msgpack.Packer(use_bin_type=True, buf_size=_SMALL)
+    return p.pack(value) == data
 
 
 def _unpack(data, what: str):
@@ -70,13 +86,42 @@ def encode_file_node(node: FileNode) -> bytes:
     return _pack([NODE_VERSION, node.level, [[i, n] for i, n in node.entries]])
 
 
+def decode_file_rows(data) -> tuple[int, list]:
+    """Parse and validate an encoded file node: ``(level, [[id, length], ...])``.
+
+    The same checks as ``decode_file_node`` without building a ``FileNode``
+    (cheaper for whole-store walks); the lists must not be modified.
+
+    Raises:
+        FormatError: Not a canonical, well-formed file node.
+    """
+    v = _unpack(data, "file node")
+    # fast path: exact types, so re-encoding the decoded value is the canonical check
+    # (anything else takes decode_file_node's checks, which name the problem)
+    if type(v) is list and len(v) == 3 and type(v[0]) is int and v[0] == NODE_VERSION and type(v[1]) is int \
+            and v[1] >= 0 and type(v[2]) is list and len(v[2]) <= FANOUT:
+        for e in v[2]:
+            if not (type(e) is list and len(e) == 2 and type(e[0]) is bytes and len(e[0]) == DIGEST_SIZE
+                    and type(e[1]) is int and e[1] >= 0):
+                break
+        else:
+            if _encodes_to(v, data):
+                return v[1], v[2]
+    node = _decode_file_node(data, v)
+    return node.level, [list(e) for e in node.entries]
+
+
 def decode_file_node(data) -> FileNode:
     """Parse and validate an encoded file node.
 
     Raises:
         FormatError: Not a canonical, well-formed file node.
     """
-    v = _unpack(data, "file node")
+    level, rows = decode_file_rows(data)
+    return FileNode(level, tuple(map(tuple, rows)))
+
+
+def _decode_file_node(data, v) -> FileNode:
     if not (isinstance(v, list) and len(v) == 3 and v[0] == NODE_VERSION and _is_uint(v[1])):
         raise FormatError("file node must be [1, level, entries]")
     if not isinstance(v[2], list) or len(v[2]) > FANOUT:
@@ -278,6 +323,22 @@ def encode_tree_node(entries: Iterable[TreeEntry]) -> bytes:
                                   e.aux.to_map() if e.kind == KIND_REFERENCE else e.aux] for e in ordered]])
 
 
+def decode_tree_rows(data) -> list[list]:
+    """Parse and validate an encoded tree node: ``[[name, kind, id, size, aux], ...]``.
+
+    The same checks as ``decode_tree_node`` without building ``TreeEntry``
+    objects (cheaper for whole-store walks); ``aux`` of a reference entry is
+    its ``Reference``. The lists must not be modified.
+
+    Raises:
+        FormatError: Not canonical, not sorted, unsafe names or bad field types.
+    """
+    v = _unpack(data, "tree node")
+    if _common_tree(v) and _encodes_to(v, data):
+        return v[1]
+    return [[e.name, e.kind, e.id, e.size, e.aux] for e in _decode_tree_node(data, v)]
+
+
 def decode_tree_node(data) -> list[TreeEntry]:
     """Parse and validate an encoded tree node.
 
@@ -285,6 +346,12 @@ def decode_tree_node(data) -> list[TreeEntry]:
         FormatError: Not canonical, not sorted, unsafe names or bad field types.
     """
     v = _unpack(data, "tree node")
+    if _common_tree(v) and _encodes_to(v, data):
+        return [TreeEntry(*e) for e in v[1]]
+    return _decode_tree_node(data, v)
+
+
+def _decode_tree_node(data, v) -> list[TreeEntry]:
     if not (isinstance(v, list) and len(v) == 2 and v[0] == NODE_VERSION and isinstance(v[1], list)):
         raise FormatError("tree node must be [1, entries]")
     out = []
@@ -296,7 +363,7 @@ def decode_tree_node(data) -> list[TreeEntry]:
             isinstance(e, list)
             and len(e) == 5
             and isinstance(e[0], str)
-            and e[1] in KIND_NAMES
+            and _is_uint(e[1]) and e[1] in KIND_NAMES
             and _is_id(e[2])
             and _is_uint(e[3])
             and (_is_uint(e[4]) or (e[1] == KIND_REFERENCE and isinstance(e[4], dict)))
@@ -315,6 +382,30 @@ def decode_tree_node(data) -> list[TreeEntry]:
     if encode_tree_node(out) != bytes(data):
         raise FormatError("tree node is not in canonical form (unsorted, duplicate or non-minimal)")
     return out
+
+
+def _common_tree(v) -> bool:
+    """True if a decoded tree node has the common form, where re-encoding it is the canonical check.
+
+    The common form: exact types, file and tree entries only, ASCII names that
+    are safe segments, strictly increasing. Anything else goes through the full
+    validation, which names the problem.
+    """
+    if not (type(v) is list and len(v) == 2 and type(v[0]) is int and v[0] == NODE_VERSION and type(v[1]) is list):
+        return False
+    prev = ""
+    for e in v[1]:
+        if type(e) is not list or len(e) != 5:
+            return False
+        name, kind, oid, size, aux = e
+        if not (type(name) is str and name > prev and name.isascii() and len(name) <= MAX_SEGMENT
+                and name != "." and name != ".." and "/" not in name and "\\" not in name and "\x00" not in name
+                and type(oid) is bytes and len(oid) == DIGEST_SIZE and type(size) is int and size >= 0
+                and type(aux) is int and aux >= 0 and type(kind) is int
+                and (kind == KIND_TREE or (kind == KIND_FILE and aux <= 1))):
+            return False
+        prev = name
+    return True
 
 
 def _decode_reference_entry(e: list) -> TreeEntry:

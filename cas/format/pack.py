@@ -9,6 +9,7 @@ integers are little-endian.
 from __future__ import annotations
 
 import struct
+from operator import add, itemgetter
 from typing import NamedTuple
 
 from cas.errors import FormatError, UnsupportedFormat
@@ -115,8 +116,12 @@ def decode_trailer(data: bytes, file_size: int) -> int:
     return flen
 
 
-def decode_footer(body: bytes, trailer: bytes, file_size: int) -> list[PackEntry]:
-    """Parse a footer body checked against its trailer hash.
+def decode_footer_rows(body, trailer: bytes, file_size: int) -> list[tuple[bytes, int, int, int, int, int]]:
+    """Parse a footer body checked against its trailer hash, as plain tuples.
+
+    Returns:
+        ``(id, kind, codec, offset, stored_len, raw_len)`` per entry, in record
+        order (the fields of ``PackEntry``; cheaper for whole-pack scans).
 
     Raises:
         FormatError: A short trailer, hash mismatch or entries pointing outside the data area.
@@ -127,12 +132,24 @@ def decode_footer(body: bytes, trailer: bytes, file_size: int) -> list[PackEntry
     if len(body) != flen or keyed_id(CONTEXT_FOOTER, body) != h:
         raise FormatError("pack footer does not match its checksum")
     data_end = file_size - TRAILER_SIZE - flen
-    out = []
-    for oid, kind, codec, off, slen, rlen in FOOTER_ENTRY.iter_unpack(body):
-        if kind not in OBJECT_KINDS or off < HEADER_SIZE + RECORD_SIZE or off + slen > data_end:
+    rows = list(FOOTER_ENTRY.iter_unpack(body))
+    if rows:
+        # the same test for every entry, run by builtins (a footer lists thousands of entries)
+        offsets = list(map(itemgetter(3), rows))
+        if (not set(body[32::FOOTER_ENTRY_SIZE]) <= OBJECT_KINDS.keys()  # the kind byte of every entry
+                or min(offsets) < HEADER_SIZE + RECORD_SIZE
+                or max(map(add, offsets, map(itemgetter(4), rows))) > data_end):
             raise FormatError("pack footer entry is out of range")
-        out.append(PackEntry(oid, kind, codec, off, slen, rlen))
-    return out
+    return rows
+
+
+def decode_footer(body: bytes, trailer: bytes, file_size: int) -> list[PackEntry]:
+    """Parse a footer body checked against its trailer hash.
+
+    Raises:
+        FormatError: A short trailer, hash mismatch or entries pointing outside the data area.
+    """
+    return [PackEntry(*row) for row in decode_footer_rows(body, trailer, file_size)]
 
 
 def scan_records(data: bytes) -> list[PackEntry]:

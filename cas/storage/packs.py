@@ -20,7 +20,7 @@ from cas.format.pack import (
     RECORD_SIZE,
     TRAILER_SIZE,
     PackEntry,
-    decode_footer,
+    decode_footer_rows,
     decode_header,
     decode_trailer,
     encode_footer,
@@ -162,6 +162,25 @@ def iter_pack_names(packs_dir: str) -> Iterator[str]:
                 yield e.name[:64]
 
 
+def _read_footer_rows(fd: int, size: int, path: str) -> list[tuple]:
+    """Return the checked footer rows of an open pack (``decode_footer_rows``).
+
+    Raises:
+        FormatError: The pack is truncated or its footer is damaged.
+        OSError: The file cannot be read.
+    """
+    if size < HEADER_SIZE + TRAILER_SIZE:
+        raise FormatError(f"pack {path} is truncated")
+    decode_header(os.pread(fd, HEADER_SIZE, 0))
+    trailer = os.pread(fd, TRAILER_SIZE, size - TRAILER_SIZE)
+    flen = decode_trailer(trailer, size)
+    body = os.pread(fd, flen, size - TRAILER_SIZE - flen)
+    try:
+        return decode_footer_rows(body, trailer, size)
+    except FormatError as exc:
+        raise FormatError(f"pack {path}: {exc}") from exc
+
+
 def read_pack_index(path: str) -> list[PackEntry]:
     """Read the footer of a sealed pack.
 
@@ -170,68 +189,114 @@ def read_pack_index(path: str) -> list[PackEntry]:
         StorageError: The file cannot be read.
     """
     try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size < HEADER_SIZE + TRAILER_SIZE:
-                raise FormatError(f"pack {path} is truncated")
-            decode_header(f.read(HEADER_SIZE))
-            f.seek(size - TRAILER_SIZE)
-            trailer = f.read(TRAILER_SIZE)
-            flen = decode_trailer(trailer, size)
-            f.seek(size - TRAILER_SIZE - flen)
-            body = f.read(flen)
-    except OSError as exc:
-        raise StorageError(f"cannot read pack {path}: {exc.strerror}") from exc
-    try:
-        return decode_footer(body, trailer, size)
-    except FormatError as exc:
-        raise FormatError(f"pack {path}: {exc}") from exc
-
-
-def iter_pack_blocks(path: str, ends: list[int], block: int = 4 << 20) -> Iterator[tuple[int, bytes | None, str]]:
-    """Read a whole pack once, front to back, hashing it on the way.
-
-    Blocks end on payload ends taken from ``ends`` (sorted) where possible, so
-    an object normally lies inside one block.
-
-    Yields:
-        ``(offset, bytes, "")`` per block, then ``(size, None, name the bytes hash to)``.
-
-    Raises:
-        StorageError: The file cannot be read.
-    """
-    h = pack_hasher(threads=2)  # this pass runs beside the object checks; let it borrow a core
-    try:
         fd = os.open(path, os.O_RDONLY)
+        try:
+            rows = _read_footer_rows(fd, os.fstat(fd).st_size, path)
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise StorageError(f"cannot read pack {path}: {exc.strerror}") from exc
-    try:
-        size = os.fstat(fd).st_size
+    return [PackEntry(*row) for row in rows]
+
+
+class PackScan:
+    """One sealed pack read front to back exactly once, every byte fed to the hash that names it.
+
+    ``footer()`` reads the footer (three small reads at the ends); ``blocks()``
+    then reads the whole file in order into a caller-owned buffer, in blocks
+    that end on payload ends where possible so an object normally lies inside
+    one block; ``hexdigest()`` is the name those bytes hash to. Not thread-safe:
+    one scan belongs to one thread. Use as a context manager.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
         try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+            self._fd = os.open(path, os.O_RDONLY)
+        except OSError as exc:
+            raise StorageError(f"cannot read pack {path}: {exc.strerror}") from exc
+        try:
+            self.size = os.fstat(self._fd).st_size
+        except OSError as exc:
+            os.close(self._fd)
+            raise StorageError(f"cannot read pack {path}: {exc.strerror}") from exc
+        try:
+            os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         except (OSError, AttributeError):
             pass
-        pos = 0
-        while pos < size:
-            target = pos + block
-            i = bisect.bisect_right(ends, target) - 1
-            if i >= 0 and ends[i] > pos:
-                end = ends[i]
-            else:
-                j = bisect.bisect_right(ends, pos)
-                end = ends[j] if j < len(ends) else target
-            end = min(end, size)
-            data = os.pread(fd, end - pos, pos)
-            if not data:
-                break
-            h.update(data)
-            yield pos, data, ""
-            pos += len(data)
-    except OSError as exc:
-        raise StorageError(f"cannot read pack {path}: {exc.strerror}") from exc
-    finally:
-        os.close(fd)
-    yield pos, None, h.hexdigest()
+        self._hash = pack_hasher()
+        self.read = 0  # bytes read and hashed so far
+
+    def __enter__(self) -> "PackScan":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the file handle."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def footer(self) -> list[tuple]:
+        """Return the footer rows ``(id, kind, codec, offset, stored_len, raw_len)``.
+
+        Raises:
+            FormatError: The pack is truncated or its footer is damaged.
+            StorageError: The file cannot be read.
+        """
+        try:
+            return _read_footer_rows(self._fd, self.size, self.path)
+        except OSError as exc:
+            raise StorageError(f"cannot read pack {self.path}: {exc.strerror}") from exc
+
+    def blocks(self, ends: list[int], buf: bytearray, block: int) -> Iterator[tuple[int, memoryview]]:
+        """Read the whole file once, yielding ``(offset, view)`` per block.
+
+        Args:
+            ends: Sorted payload end offsets; blocks end on the largest one that
+                keeps the block within ``block`` bytes (or the next one, for a
+                larger object).
+            buf: Reused for every block (a larger one is allocated for a block
+                that does not fit). A view is valid only until the next block.
+            block: Target block size.
+
+        Raises:
+            StorageError: The file cannot be read.
+        """
+        size, fd, h, pos = self.size, self._fd, self._hash, 0
+        mv = memoryview(buf)
+        try:
+            while pos < size:
+                target = pos + block
+                i = bisect.bisect_right(ends, target) - 1
+                if i >= 0 and ends[i] > pos:
+                    end = ends[i]
+                else:
+                    j = bisect.bisect_right(ends, pos)
+                    end = ends[j] if j < len(ends) else target
+                n = min(end, size) - pos
+                view = mv[:n] if n <= len(mv) else memoryview(bytearray(n))
+                got = 0
+                while got < n:  # preadv may return less than asked
+                    k = os.preadv(fd, [view[got:]], pos + got)
+                    if not k:
+                        break
+                    got += k
+                if not got:
+                    break
+                view = view[:got]
+                h.update(view)
+                self.read = pos + got
+                yield pos, view
+                pos += got
+        except OSError as exc:
+            raise StorageError(f"cannot read pack {self.path}: {exc.strerror}") from exc
+
+    def hexdigest(self) -> str:
+        """Return the name the bytes read so far hash to."""
+        return self._hash.hexdigest()
 
 
 def salvage_pack_index(path: str) -> list[PackEntry]:

@@ -12,8 +12,12 @@ from cas.format.nodes import (
     KIND_TREE,
     FileNode,
     TreeEntry,
+    _decode_file_node,
+    _decode_tree_node,
     decode_file_node,
+    decode_file_rows,
     decode_tree_node,
+    decode_tree_rows,
     encode_file_node,
     encode_tree_node,
 )
@@ -240,3 +244,61 @@ def test_garbage_into_pack_decoders(data, file_size):
     _only_cas_errors(P.decode_footer, data, data, file_size)
     _only_cas_errors(P.scan_records, data)
     _only_cas_errors(P.scan_records, P.encode_header() + data)
+
+
+def _outcome(fn, data):
+    try:
+        return fn(data)
+    except CasError as exc:
+        return type(exc)
+
+
+def _full_file_node(data):
+    return _decode_file_node(data, msgpack.unpackb(data, raw=False, strict_map_key=True))
+
+
+def _full_tree_node(data):
+    return _decode_tree_node(data, msgpack.unpackb(data, raw=False, strict_map_key=True))
+
+
+def _agree(data):
+    """The fast paths accept exactly what the full checks accept, with the same result."""
+    try:
+        msgpack.unpackb(data, raw=False, strict_map_key=True)
+    except Exception:  # noqa: BLE001 - not msgpack: both decoders refuse it (tested above)
+        return
+    node = _outcome(decode_file_node, data)
+    assert node == _outcome(_full_file_node, data)
+    rows = _outcome(decode_file_rows, data)
+    assert rows == node if isinstance(node, type) else rows == (node.level, [list(e) for e in node.entries])
+    entries = _outcome(decode_tree_node, data)
+    assert entries == _outcome(_full_tree_node, data)
+    rows = _outcome(decode_tree_rows, data)
+    assert rows == entries if isinstance(entries, type) else rows == [
+        [e.name, e.kind, e.id, e.size, e.aux] for e in entries]
+
+
+@settings(max_examples=200)
+@given(tree_nodes, st.integers(0, 10**6), st.integers(0, 255))
+def test_fast_tree_decoding_agrees_with_the_full_checks(entries, where, byte):
+    enc = encode_tree_node(entries)
+    _agree(enc)
+    i = where % len(enc)
+    _agree(enc[:i] + bytes([byte]) + enc[i + 1:])
+
+
+@settings(max_examples=200)
+@given(file_nodes(), st.integers(0, 10**6), st.integers(0, 255))
+def test_fast_file_node_decoding_agrees_with_the_full_checks(node, where, byte):
+    enc = encode_file_node(node)
+    _agree(enc)
+    i = where % len(enc)
+    _agree(enc[:i] + bytes([byte]) + enc[i + 1:])
+
+
+@settings(max_examples=200)
+@given(any_msgpack)
+def test_fast_node_decoding_agrees_with_the_full_checks_on_garbage(value):
+    for v in (value, [1, value], [1, [value]], [1, 0, [value]], [1, [[value, 1, b"x" * 32, 0, 0]]],
+              [1, [["a", value, b"x" * 32, 0, 0]]], [1, [["a", 1, b"x" * 32, value, value]]]):
+        _agree(msgpack.packb(v, use_bin_type=True))
