@@ -279,10 +279,7 @@ class DraftTree:
             for rel, e in d.source.records():
                 yield prefix + rel, e
             return
-        if d.children is None:  # a stored subtree: stream it, keep nothing
-            yield from self._iter_stored(d.base.id, prefix)
-            return
-        kids = d.children
+        kids = self._children(d)  # a stored subtree stays loaded: gc may reclaim an old base meanwhile
         for name in sorted(kids, key=lambda s: s.encode("utf-8", "surrogatepass")):
             e = kids[name]
             p = prefix + name
@@ -290,15 +287,6 @@ class DraftTree:
                 yield from self._iter(e, p + "/")
             else:
                 yield p, e
-
-    def _iter_stored(self, tid: bytes, prefix: str) -> Iterator[tuple[str, object]]:
-        for e in self._load_tree(tid):
-            if e.kind == KIND_TREE:
-                yield from self._iter_stored(e.id, prefix + e.name + "/")
-            elif e.kind == KIND_REFERENCE:
-                yield prefix + e.name, e.aux
-            else:
-                yield prefix + e.name, FileRef(e.id, e.size, e.executable)
 
     def items(self) -> Iterator[tuple[str, object]]:
         """Yield ``(path, entry)`` for every file, in path byte order."""

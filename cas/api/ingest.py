@@ -373,6 +373,11 @@ class FileIngester:
         """Store in-memory bytes as a file; return its FileRef."""
         return FileRef(self._chunks(memoryview(data), True), len(data), False)
 
+    @property
+    def stat_pending(self) -> int:
+        """Stat-cache records waiting for ``commit_stat_cache``."""
+        return len(self._stat_updates)
+
     def commit_stat_cache(self) -> None:
         """Write the batched stat-cache records in one transaction."""
         if not self._stat_updates:

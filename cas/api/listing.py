@@ -22,6 +22,7 @@ fails the log with the error ``FileIngester.file`` gives it, naming the file.
 
 from __future__ import annotations
 
+import math
 import os
 import stat as statmod
 import struct
@@ -30,6 +31,7 @@ from collections import deque
 from itertools import islice
 from typing import Callable, Iterator
 
+from cas.api import ingest
 from cas.api.drafttree import FileRef, PendingFile
 from cas.errors import StorageError
 from cas.format.names import MAX_PATH, check_path
@@ -40,7 +42,17 @@ _REC = struct.Struct("<QqqQQBH")
 READ_BLOCK = 1 << 16  # bytes of records read at a time
 WINDOW = 4096  # files answered from the stat cache per batch
 WINDOWS_AHEAD = 2  # windows the read-ahead may resolve beyond the one being built
-FLUSH_OBJECTS = 50_000  # queued objects before a mid-build flush (about 20 MiB of index entries)
+FLUSH_OBJECTS = 50_000  # queued objects before a mid-build flush (about 20 MiB of pack entries)
+# Pages one index write transaction may change (LMDB copies each into memory until the
+# commit): keys are random, so k new keys touch about P(1 - e^(-k/P)) of a table's P pages.
+DIRTY_PAGES = 16_384  # 64 MiB
+
+
+def batch_limit(pages: int, most: int) -> int:
+    """The most random keys one transaction may add to a table of ``pages`` pages within DIRTY_PAGES."""
+    if pages <= DIRTY_PAGES:
+        return most
+    return max(1000, min(most, int(-pages * math.log1p(-DIRTY_PAGES / pages))))
 
 
 def _name_key(entry: os.DirEntry) -> bytes:
@@ -286,6 +298,14 @@ def build_listing(listing: DirListing, ingester, objects, put_tree: Callable[[by
                 ref = ingester.file(e.local_path, store=True, expect=e.signature if expect else None)
             b.add(rel, ref)
             n += 1
-            if n % WINDOW == 0 and objects.queued() >= FLUSH_OBJECTS:
-                objects.flush()
+            if n % WINDOW == 0:
+                _flush_bounded(ingester, objects)
     return b.finish()
+
+
+def _flush_bounded(ingester, objects) -> None:
+    """Flush queued objects and stat-cache records once a batch would dirty too many index pages."""
+    if objects.queued() >= batch_limit(objects.index_pages("objects"), FLUSH_OBJECTS):
+        objects.flush()
+    if ingester.stat_pending >= batch_limit(objects.index_pages("statcache"), ingest.STAT_BATCH):
+        ingester.commit_stat_cache()

@@ -160,6 +160,10 @@ class ObjectStore:
         """Number of objects written since the last ``flush`` (each costs memory until then)."""
         return len(self._pending)
 
+    def index_pages(self, table: str) -> int:
+        """Pages of an index table (a write transaction copies each page it changes into memory)."""
+        return self._tables().pages(table)
+
     # reads -----------------------------------------------------------------
     def get(self, oid: bytes, kind: int | None = None, where: str = "") -> bytes:
         """Return an object's raw bytes, verified against its id.

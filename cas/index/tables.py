@@ -213,6 +213,11 @@ class Tables:
         """Return the number of records in a table."""
         return self.txn.stat(self.d[table])["entries"]
 
+    def pages(self, table: str) -> int:
+        """Return the number of pages (leaf and branch) of a table's B+tree."""
+        st = self.txn.stat(self.d[table])
+        return st["leaf_pages"] + st["branch_pages"]
+
     # collections and versions ------------------------------------------
     def get_collection(self, coll: str) -> dict | None:
         """Return a collection record or None."""

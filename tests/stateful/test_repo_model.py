@@ -148,6 +148,34 @@ class RepoModel(RuleBasedStateMachine):
         self.draft_files[path] = data
 
     @precondition(lambda self: self.draft is not None)
+    @rule(prefix=st.one_of(st.just(""), logical_paths), files=st.dictionaries(logical_paths, contents, max_size=4),
+          policy=st.sampled_from(["mutable", "immutable"]), merge=st.booleans())
+    def add_dir(self, prefix, files, policy, merge):
+        tree: dict[str, bytes] = {}
+        for rel in sorted(files):  # a directory cannot hold both 'a' and 'a/b'
+            if not conflicts(tree, rel):
+                tree[rel] = files[rel]
+        self.n_src += 1
+        root = os.path.join(self.src, f"d{self.n_src}")  # never modified afterwards
+        os.mkdir(root)
+        for rel, data in tree.items():
+            os.makedirs(os.path.dirname(os.path.join(root, rel)), exist_ok=True)
+            with open(os.path.join(root, rel), "wb") as f:
+                f.write(data)
+        new = {(prefix + "/" if prefix else "") + rel: data for rel, data in tree.items()}
+        if any(conflicts(self.draft_files, p) or (self.draft_files.get(p, d) != d and not merge)
+               for p, d in new.items()):
+            try:
+                self.draft.add_dir(root, name=prefix or None, policy=policy, merge=merge)
+            except PathConflict:
+                return
+            raise AssertionError(f"add_dir into {prefix!r} should have raised PathConflict")
+        assert self.draft.add_dir(root, name=prefix or None, policy=policy, merge=merge) == len(tree)
+        for rel, p in list(zip(tree, new))[:2]:
+            assert self.draft.get_added_local_path_name(os.path.join(root, rel)) == p
+        self.draft_files.update(new)
+
+    @precondition(lambda self: self.draft is not None)
     @rule(path=logical_paths, text=st.text(alphabet="xyz\n", max_size=40), mode=st.sampled_from(["x", "w"]))
     def new_file(self, path, text, mode):
         data = text.encode()
