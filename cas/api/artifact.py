@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import tempfile
 import warnings
 
 from cas.api import semvers as _semvers
@@ -270,6 +268,9 @@ class Artifact:
             raise UsageError(f"invalid mode {mode!r}: use 'x', 'w', 'xb' or 'wb'")
         if "x" in mode and self._draft_tree().get(name) is not None:
             raise PathConflict(f"{name!r} is already in draft {self.name!r}; use mode='w' to replace it")
+        import shutil
+        import tempfile  # both only here: they cost a cold start of every command
+
         tmpdir = tempfile.mkdtemp(prefix="cas-new-file-")
         path = os.path.join(tmpdir, os.path.basename(name))
         try:

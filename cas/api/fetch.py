@@ -5,9 +5,16 @@ offset, and read with one ``pread`` per run of neighbouring records (restic and
 borg read packs the same way). Each object is then decoded and checked against
 its id before anyone sees its bytes. Raw (uncompressed) chunks are returned as
 zero-copy views into the run buffer. Nothing here writes.
+
+A Fetcher has its own index snapshot and pack handles, so each thread of a
+restore uses its own; the store's shared snapshot is touched only to look again
+for an id the own snapshot lacks, under the lock the caller shares.
 """
 
 from __future__ import annotations
+
+import contextlib
+import threading
 
 from cas.api.objects import decode_verified
 from cas.errors import DigestMismatch, FormatError, ObjectNotFound, StorageError
@@ -15,6 +22,8 @@ from cas.format.codec import Codec
 from cas.format.digest import to_text
 from cas.format.nodes import decode_file_node
 from cas.format.pack import KIND_CHUNK, KIND_FILE_NODE, OBJECT_KINDS
+from cas.index.tables import Tables
+from cas.storage.packs import PackReader
 
 MAX_RUN = 4 << 20  # bytes read by one pread at most (unless one object is larger)
 MAX_GAP = 256 << 10  # unwanted bytes between two wanted records read over instead of a new pread
@@ -23,17 +32,41 @@ NODE_GROUP = 16  # interior file nodes fetched together
 
 
 class Fetcher:
-    """Read many objects of one store at once; use one Fetcher per thread.
+    """Read many objects of one store at once; use one Fetcher per thread, then ``close`` it.
 
     Args:
-        objects: The ObjectStore (its index snapshot and pack reader are used
-            from the calling thread only while this Fetcher works).
+        objects: The ObjectStore.
+        shared: A lock held while the store's shared snapshot is used (by any
+            thread of the caller); ids this Fetcher's snapshot lacks are looked
+            up there (``ObjectStore.locate`` retries in a fresh snapshot).
     """
 
-    def __init__(self, objects) -> None:
+    def __init__(self, objects, shared=None) -> None:
         self.objects = objects
-        self.reader = objects.reader
-        self.codec = Codec(objects.codec.level)  # its own zstd contexts: one per thread
+        self.shared = shared or threading.Lock()
+        self.reader = PackReader(objects.layout.packs)  # own handles: one per thread
+        self.codec = Codec(objects.codec.level)  # its own zstd contexts
+        self._stack = contextlib.ExitStack()
+        self.tables = Tables(objects.db, self._stack.enter_context(objects.db.read()))
+
+    def close(self) -> None:
+        """End the snapshot and close the pack handles."""
+        try:
+            self._stack.close()
+        finally:
+            self.reader.close()
+
+    def locate_many(self, oids: list) -> dict:
+        """Return the locations of those of ``oids`` that are stored."""
+        found = self.tables.locate_many(oids)
+        if len(found) < len(oids):
+            with self.shared:
+                for oid in oids:
+                    if oid not in found:
+                        loc = self.objects.locate(oid)
+                        if loc is not None:
+                            found[oid] = loc
+        return found
 
     def fetch(self, wants) -> dict:
         """Return ``{id: raw bytes}`` for ``wants``, each verified against its id.
@@ -50,13 +83,12 @@ class Fetcher:
             DigestMismatch: Stored bytes do not decode or do not hash to their id.
             StorageError: A pack is missing or unreadable.
         """
-        first: dict[bytes, tuple[int, str]] = {}
-        for oid, kind, where in wants:
-            if oid not in first:
-                first[oid] = (kind, where)
-        locs = self.objects.locate_many(list(first))
+        first: dict = {}
+        for want in wants:
+            first.setdefault(want[0], want)
+        locs = self.locate_many(list(first))
         order = []
-        for oid, (kind, where) in first.items():
+        for oid, (_oid, kind, where) in first.items():
             loc = locs.get(oid)
             if loc is None:
                 raise ObjectNotFound(to_text(oid), where)
@@ -64,32 +96,35 @@ class Fetcher:
                 raise DigestMismatch(to_text(oid), f"a {OBJECT_KINDS.get(kind)}",
                                      f"a {OBJECT_KINDS.get(loc.kind)}", where)
             order.append((loc.pack, loc.offset, oid, loc))
-        order.sort(key=lambda r: (r[0], r[1]))
+        order.sort()  # by pack and offset (no two objects share both)
         runs = []
+        run = None
         for pack, off, oid, loc in order:
             end = off + loc.stored_len
-            if runs:
-                run = runs[-1]
-                if run[0] == pack and off <= run[2] + MAX_GAP and end - run[1] <= MAX_RUN:
-                    run[2] = max(run[2], end)
-                    run[3].append((oid, loc))
-                    continue
-            runs.append([pack, off, end, [(oid, loc)]])
+            if run is not None and run[0] == pack and off <= run[2] + MAX_GAP and end - run[1] <= MAX_RUN:
+                if end > run[2]:
+                    run[2] = end
+                run[3].append((oid, loc))
+            else:
+                run = [pack, off, end, [(oid, loc)]]
+                runs.append(run)
         if len(runs) > 1:
             for pack, start, end, _items in runs[1:]:
                 self.reader.prefetch(pack, start, end - start)
         out: dict = {}
+        codec = self.codec
         for pack, start, end, items in runs:
             try:
                 buf = memoryview(self.reader.read(pack, start, end - start))
             except StorageError:
                 # a truncated pack: read object by object so intact ones still succeed
                 for oid, loc in items:
-                    out[oid] = self._verify(oid, loc, self._read_one(oid, loc, first[oid][1]), first[oid][1])
+                    where = first[oid][2]
+                    out[oid] = decode_verified(codec, oid, loc, self._read_one(oid, loc, where), where)
                 continue
             for oid, loc in items:
                 rel = loc.offset - start
-                out[oid] = self._verify(oid, loc, buf[rel:rel + loc.stored_len], first[oid][1])
+                out[oid] = decode_verified(codec, oid, loc, buf[rel:rel + loc.stored_len], first[oid][2])
         return out
 
     def _read_one(self, oid: bytes, loc, where: str):
@@ -97,9 +132,6 @@ class Fetcher:
             return self.reader.read(loc.pack, loc.offset, loc.stored_len)
         except StorageError as exc:
             raise StorageError(f"{exc} (reading {to_text(oid)} for {where})") from exc
-
-    def _verify(self, oid: bytes, loc, stored, where: str):
-        return decode_verified(self.codec, oid, loc, stored, where)
 
     def chunk_lists(self, files) -> list[list[tuple[bytes, int]]]:
         """Return the chunk list ``[(chunk id, length), ...]`` of each ``(file id, where)``.

@@ -1,13 +1,15 @@
 """One sequential pass over every pack: the pack's own hash and every object in it.
 
-A few worker threads each take whole packs: a worker reads its pack front to
-back once into a reused buffer, in blocks that end on object boundaries, feeds
-every block to the BLAKE3 that names the pack, and decodes and hashes every
-object the footer lists. Several packs are read at once, which keeps more
-reads in flight than one sequential reader does (cold reads of packs are about
-twice as fast here with 3-4 readers as with one). BLAKE3, zstd and the reads
-release the GIL, so the workers share both cores. The calling thread matches
-each checked footer entry with the index. Used by ``fsck``; nothing here writes.
+A few reader threads each take whole packs: a reader reads its pack front to
+back once, in blocks that end on object boundaries, into a small pool of
+buffers it reuses, and feeds every block to the BLAKE3 that names the pack.
+Several packs are read at once, which keeps more reads in flight than one
+sequential reader does. The calling thread decodes and hashes every object of
+each block and compares it with the index, then hands the buffer back. All
+per-object work is in one thread: BLAKE3 and zstd release the GIL for each
+object, and two threads doing that for small objects mostly wait for each
+other. The readers' work (reads, pack hashes over whole blocks) holds the GIL
+only between long calls. Used by ``fsck``; nothing here writes.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from cas.index.tables import OBJ
 from cas.storage.packs import PackScan, pack_path
 
 NODE_CACHE_BYTES = 64 << 20  # verified node bytes kept for the version walk that follows
-BLOCK = 4 << 20  # bytes read per block (the buffer each worker reuses)
-WORKERS = 3  # packs read at once
-QUEUE_DEPTH = 16  # checked blocks waiting for the index comparison
+BLOCK = 4 << 20  # bytes read per block
+READERS = 3  # packs read at once
+BUFFERS = 3  # blocks each reader may have read ahead of the checks (its buffer pool)
+READER_HASH_MIN = 16 << 10  # raw objects at least this large are hashed by the readers
 
 
 @dataclass
@@ -44,7 +47,7 @@ class ScanResult:
 
 
 def scan_packs(packs_dir: str, names: list[str], txn, dbs, indexed: dict[str, int], level: int,
-               progress=None, workers: int = WORKERS) -> ScanResult:
+               progress=None, readers: int = READERS) -> ScanResult:
     """Read every pack in ``names`` once, verifying the pack hash and each object.
 
     Args:
@@ -55,50 +58,52 @@ def scan_packs(packs_dir: str, names: list[str], txn, dbs, indexed: dict[str, in
         indexed: Pack name -> local pack number (packs not condemned).
         level: zstd level of the store (decoders only).
         progress: Called as ``progress(done, total)`` after each pack.
-        workers: Packs read at once.
+        readers: Packs read at once.
 
     Returns:
         Pack-level problems, objects whose indexed copy is corrupt, and which
         index entries a footer confirmed.
     """
     res = ScanResult()
-    q: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
+    q: queue.Queue = queue.Queue()  # bounded by the readers' buffer pools
     todo: queue.SimpleQueue = queue.SimpleQueue()
     for name in names:
         todo.put(name)
     stop = threading.Event()
 
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def read() -> None:
+        free: queue.SimpleQueue = queue.SimpleQueue()
+        for _ in range(BUFFERS):
+            free.put(bytearray(BLOCK))
 
-    def work() -> None:
-        codec = Codec(level)
-        buf = bytearray(BLOCK)
+        def take() -> bytearray:
+            while True:
+                try:
+                    return free.get(timeout=0.1)
+                except queue.Empty:
+                    if stop.is_set():
+                        raise _Stopped from None
+
         try:
             while not stop.is_set():
                 try:
                     name = todo.get_nowait()
                 except queue.Empty:
                     break
-                if not _scan_pack(packs_dir, name, indexed.get(name), codec, buf, put):
-                    break
+                _read_pack(packs_dir, name, indexed.get(name), take, free, q.put)
+        except _Stopped:
+            pass
         except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
-            put(("fail", exc, None))
+            q.put(("fail", exc))
         finally:
-            put(None)
+            q.put(None)
 
-    n = max(1, min(workers, len(names)))
-    threads = [threading.Thread(target=work, name=f"cas-fsck-{i}", daemon=True) for i in range(n)]
+    n = max(1, min(readers, len(names)))
+    threads = [threading.Thread(target=read, name=f"cas-fsck-read-{i}", daemon=True) for i in range(n)]
     for t in threads:
         t.start()
     try:
-        _match(q, res, txn, dbs, progress, len(names), n)
+        _check(q, res, txn, dbs, Codec(level), progress, len(names), n)
     finally:
         stop.set()
         for t in threads:
@@ -106,8 +111,12 @@ def scan_packs(packs_dir: str, names: list[str], txn, dbs, indexed: dict[str, in
     return res
 
 
-def _scan_pack(packs_dir: str, name: str, pack_no: int | None, codec: Codec, buf: bytearray, put) -> bool:
-    """Read, hash and check one pack; hand the results to ``put``. False if told to stop."""
+class _Stopped(Exception):
+    """The calling thread stopped the scan (it raised)."""
+
+
+def _read_pack(packs_dir: str, name: str, pack_no: int | None, take, free, put) -> None:
+    """Read and hash one pack; hand each block with the footer entries it holds to ``put``."""
     problems: list[str] = []
     try:
         with PackScan(pack_path(packs_dir, name)) as scan:
@@ -124,24 +133,71 @@ def _scan_pack(packs_dir: str, name: str, pack_no: int | None, codec: Codec, buf
                 order = sorted(range(len(rows)), key=ends.__getitem__)
                 rows, ends = [rows[i] for i in order], [ends[i] for i in order]
             j = 0
-            for pos, view in scan.blocks(ends, buf, BLOCK):
+            for pos, view, buf in scan.blocks(ends, take, BLOCK):
                 k = bisect_right(ends, pos + len(view), j)
                 inside = rows[j:k]
                 j = k
                 if inside and (overlap or inside[0][3] < pos):
                     # an entry is checked in the block its end falls in, if it starts there
                     inside = [r for r in inside if r[3] >= pos]
-                if inside and not put(("block", pack_no, inside, *_check_block(inside, view, pos, codec))):
-                    return False
+                # large raw objects are hashed here: their hashes are long enough to run beside
+                # the calling thread's work without the two waiting for each other's GIL
+                known = [object_id(k, view[o - pos:o - pos + n]) if c == CODEC_RAW and n == r >= READER_HASH_MIN
+                         else None for _i, k, c, o, n, r in inside]
+                put(("block", pack_no, inside, pos, view, buf, free, known if any(known) else None))
             if scan.hexdigest() != name:
                 problems.append("pack bytes do not hash to the pack's name")
     except CasError as exc:
         problems.append(str(exc))
-    return put(("end", name, problems))
+    put(("end", name, problems))
 
 
-def _check_block(rows, view, pos: int, codec: Codec) -> tuple[list | None, list]:
+def _check(q, res: ScanResult, txn, dbs, codec: Codec, progress, n_packs: int, n_readers: int) -> None:
+    """Check every block the readers hand over and compare its footer entries with the index.
+
+    An entry matches if the index locates its id exactly there (same pack,
+    offset, lengths, kind and codec); only matching entries count as where an
+    object is, and a corrupt object is reported only where the index locates it.
+    """
+    get, objects_db, pack = txn.get, dbs["objects"], OBJ.pack
+    located, bad, nodes = res.located, res.bad, res.nodes
+    node_room = NODE_CACHE_BYTES
+    done = 0
+    while n_readers:
+        item = q.get()
+        if item is None:
+            n_readers -= 1
+            continue
+        tag = item[0]
+        if tag == "fail":
+            raise item[1]
+        if tag == "end":  # a pack is done: its name and problems
+            res.pack_problems.extend((item[1], p) for p in item[2])
+            done += 1
+            if progress:
+                progress(done, n_packs)
+            continue
+        _tag, pack_no, rows, pos, view, buf, free, known = item
+        try:
+            whys, kept = _check_block(rows, view, pos, codec, known) if rows else (None, ())
+        finally:
+            free.put(buf)  # back to its reader
+        if pack_no is not None and rows:
+            here = [get(r[0], db=objects_db) == pack(pack_no, r[3], r[4], r[5], r[1], r[2]) for r in rows]
+            located.update((r[0], pack_no) for r, h in zip(rows, here) if h)
+            if whys is not None:
+                bad.update((r[0], why) for r, h, why in zip(rows, here, whys) if h and why is not None)
+        for oid, raw in kept:
+            if len(raw) <= node_room and oid not in nodes:
+                nodes[oid] = raw
+                node_room -= len(raw)
+
+
+def _check_block(rows, view, pos: int, codec: Codec, known=None) -> tuple[list | None, list]:
     """Decode and hash every object of one block.
+
+    Args:
+        known: Per row, the id the reader computed from the row's (raw) bytes, or None.
 
     Returns:
         ``(whys, nodes)``: ``whys`` is None if every object decodes and hashes
@@ -155,7 +211,13 @@ def _check_block(rows, view, pos: int, codec: Codec) -> tuple[list | None, list]
     except CasError:
         raws = None
     whys = None
-    if raws is None or not all(map(eq, map(object_id, map(itemgetter(1), rows), raws), map(itemgetter(0), rows))):
+    if raws is not None:
+        if known is None:
+            ids = map(object_id, map(itemgetter(1), rows), raws)
+        else:
+            ids = (k if k is not None else object_id(row[1], raw) for k, row, raw in zip(known, rows, raws))
+        intact = all(map(eq, ids, map(itemgetter(0), rows)))
+    if raws is None or not intact:
         whys, raws = _check_each(rows, view, pos, codec)
     # node bytes are kept for the version walk: copy them out of the reused buffer
     nodes = [(row[0], bytes(raw)) for row, raw in zip(rows, raws) if row[1] != KIND_CHUNK and raw is not None]
@@ -182,40 +244,3 @@ def _check_each(rows, view, pos: int, codec: Codec) -> tuple[list, list]:
         whys.append(why)
         raws.append(raw)
     return whys, raws
-
-
-def _match(q, res: ScanResult, txn, dbs, progress, n_packs: int, n_workers: int) -> None:
-    """Compare every checked footer entry with the index, in the calling thread.
-
-    An entry matches if the index locates its id exactly there (same pack,
-    offset, lengths, kind and codec); only matching entries count as where an
-    object is, and a corrupt object is reported only where the index locates it.
-    """
-    get, objects_db, pack = txn.get, dbs["objects"], OBJ.pack
-    located, bad, nodes = res.located, res.bad, res.nodes
-    node_room = NODE_CACHE_BYTES
-    done = 0
-    while n_workers:
-        item = q.get()
-        if item is None:
-            n_workers -= 1
-            continue
-        tag = item[0]
-        if tag == "fail":
-            raise item[1]
-        if tag == "end":  # a pack is done: its name and problems
-            res.pack_problems.extend((item[1], p) for p in item[2])
-            done += 1
-            if progress:
-                progress(done, n_packs)
-            continue
-        _tag, pack_no, rows, whys, kept = item
-        if pack_no is not None:
-            here = [get(r[0], db=objects_db) == pack(pack_no, r[3], r[4], r[5], r[1], r[2]) for r in rows]
-            located.update((r[0], pack_no) for r, h in zip(rows, here) if h)
-            if whys is not None:
-                bad.update((r[0], why) for r, h, why in zip(rows, here, whys) if h and why is not None)
-        for oid, raw in kept:
-            if len(raw) <= node_room and oid not in nodes:
-                nodes[oid] = raw
-                node_room -= len(raw)

@@ -22,6 +22,11 @@ GC_CRASH_POINTS = (
     "gc-repacked",
     "gc-pack-deleted",
 )
+# reached only by download and checkout (cas/api/restore.py)
+RESTORE_CRASH_POINTS = (
+    "restore-task-written",  # a worker wrote every file of one task; others may be half-way
+    "restore-staged",  # every file is complete in the staging directory, none moved into place
+)
 CRASH_EXIT = 77
 
 

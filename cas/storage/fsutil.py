@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 
 from cas.errors import StorageError
 
@@ -59,3 +60,38 @@ def publish_exclusive(tmp_path: str, final_path: str) -> bool:
             os.unlink(tmp_path)
         except OSError:
             pass
+
+
+_FS_IOC_GETFLAGS = 0x80086601  # linux/fs.h: _IOR('f', 1, long); the kernel reads an int
+_FS_IOC_SETFLAGS = 0x40086602
+_FS_TOPDIR_FL = 0x00020000  # chattr +T: "top of directory hierarchies" for the Orlov allocator
+
+
+def mark_top_dir(path: str) -> bool:
+    """Ask the filesystem to spread the subdirectories of ``path`` over free block groups.
+
+    Sets ext2/3/4's ``FS_TOPDIR_FL`` (``chattr +T``) on a directory this process
+    owns. New subdirectories of such a directory are placed by the Orlov
+    allocator in block groups with many free inodes, as the subdirectories of
+    ``/`` are, instead of next to their parent. A best-effort hint: returns
+    False where the platform or filesystem has no such flag (nothing changes).
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    try:
+        buf = bytearray(4)
+        fcntl.ioctl(fd, _FS_IOC_GETFLAGS, buf, True)
+        flags = int.from_bytes(buf, sys.byteorder)
+        if not flags & _FS_TOPDIR_FL:
+            fcntl.ioctl(fd, _FS_IOC_SETFLAGS, (flags | _FS_TOPDIR_FL).to_bytes(4, sys.byteorder))
+        return True
+    except (OSError, ValueError, OverflowError):
+        return False
+    finally:
+        os.close(fd)

@@ -203,7 +203,7 @@ class PackScan:
     """One sealed pack read front to back exactly once, every byte fed to the hash that names it.
 
     ``footer()`` reads the footer (three small reads at the ends); ``blocks()``
-    then reads the whole file in order into a caller-owned buffer, in blocks
+    then reads the whole file in order into caller-owned buffers, in blocks
     that end on payload ends where possible so an object normally lies inside
     one block; ``hexdigest()`` is the name those bytes hash to. Not thread-safe:
     one scan belongs to one thread. Use as a context manager.
@@ -251,22 +251,22 @@ class PackScan:
         except OSError as exc:
             raise StorageError(f"cannot read pack {self.path}: {exc.strerror}") from exc
 
-    def blocks(self, ends: list[int], buf: bytearray, block: int) -> Iterator[tuple[int, memoryview]]:
-        """Read the whole file once, yielding ``(offset, view)`` per block.
+    def blocks(self, ends: list[int], take, block: int) -> Iterator[tuple[int, memoryview, bytearray]]:
+        """Read the whole file once, in order, yielding ``(offset, view, buffer)`` per block.
 
         Args:
             ends: Sorted payload end offsets; blocks end on the largest one that
                 keeps the block within ``block`` bytes (or the next one, for a
                 larger object).
-            buf: Reused for every block (a larger one is allocated for a block
-                that does not fit). A view is valid only until the next block.
+            take: ``take()`` returns the buffer to read the next block into (the
+                caller pools them); a block that does not fit gets a new
+                buffer of its own, which is what the tuple then carries.
             block: Target block size.
 
         Raises:
             StorageError: The file cannot be read.
         """
         size, fd, h, pos = self.size, self._fd, self._hash, 0
-        mv = memoryview(buf)
         try:
             while pos < size:
                 target = pos + block
@@ -277,7 +277,10 @@ class PackScan:
                     j = bisect.bisect_right(ends, pos)
                     end = ends[j] if j < len(ends) else target
                 n = min(end, size) - pos
-                view = mv[:n] if n <= len(mv) else memoryview(bytearray(n))
+                buf = take()
+                if n > len(buf):
+                    buf = bytearray(n)
+                view = memoryview(buf)[:n]
                 got = 0
                 while got < n:  # preadv may return less than asked
                     k = os.preadv(fd, [view[got:]], pos + got)
@@ -289,7 +292,7 @@ class PackScan:
                 view = view[:got]
                 h.update(view)
                 self.read = pos + got
-                yield pos, view
+                yield pos, view, buf
                 pos += got
         except OSError as exc:
             raise StorageError(f"cannot read pack {self.path}: {exc.strerror}") from exc

@@ -44,17 +44,20 @@ def test_blocks_smaller_than_objects_still_check_everything(repo, tmp_path, monk
     monkeypatch.setattr(packscan, "BLOCK", 700)  # most objects are larger: one block per object
     report = repo.verify()
     assert report.ok, [str(f) for f in report.findings]
-    assert report.n_packs > packscan.WORKERS
+    assert report.n_packs > packscan.READERS
     # every indexed object was confirmed by the single pass (no object was read again)
     reads = []
     monkeypatch.setattr(repo.objects, "read_at", lambda *a, **k: reads.append(a))
     assert repo.verify().ok and reads == []
 
 
-@pytest.mark.parametrize("workers", [1, 2, 5])
-def test_a_flipped_byte_is_found_in_its_pack_only(repo, tmp_path, monkeypatch, many_packs, workers):
+@pytest.mark.parametrize("readers,reader_hash_min", [(1, 0), (2, 1 << 30), (5, 0)])
+def test_a_flipped_byte_is_found_in_its_pack_only(repo, tmp_path, monkeypatch, many_packs, readers,
+                                                   reader_hash_min):
     v = _log(repo, tmp_path, _files(30))
-    monkeypatch.setattr(packscan, "WORKERS", workers)
+    monkeypatch.setattr(packscan, "READERS", readers)
+    monkeypatch.setattr(packscan, "BUFFERS", 1)
+    monkeypatch.setattr(packscan, "READER_HASH_MIN", reader_hash_min)  # raw chunks hashed by readers, or not
     monkeypatch.setattr(packscan, "BLOCK", 4096)
     fid = bytes.fromhex(v.get_entry("d2/f010.bin").digest.split(":")[1])
     cid = next(repo.objects.iter_chunks(fid))[0]
@@ -100,12 +103,19 @@ def test_a_pack_the_index_does_not_know_is_still_checked(repo, tmp_path):
     assert ("corrupt-pack", name) in [(f.kind, f.key) for f in report.findings]
 
 
-def test_a_failing_worker_fails_the_check_instead_of_hanging(repo, tmp_path, monkeypatch):
-    _log(repo, tmp_path, _files(5))
+@pytest.mark.parametrize("where", ["reader", "check"])
+def test_a_failure_in_either_thread_fails_the_check_instead_of_hanging(repo, tmp_path, monkeypatch, many_packs,
+                                                                    where):
+    _log(repo, tmp_path, _files(30))
+    monkeypatch.setattr(packscan, "BUFFERS", 1)  # readers wait for buffers when the check fails
 
     def boom(*args):
-        raise RuntimeError("worker broke")
+        raise RuntimeError(f"{where} broke")
 
-    monkeypatch.setattr(packscan, "_check_block", boom)
-    with pytest.raises(RuntimeError, match="worker broke"):
+    if where == "reader":
+        monkeypatch.setattr(packscan.PackScan, "footer", boom)
+    else:
+        monkeypatch.setattr(packscan, "_check_block", boom)
+    with pytest.raises(RuntimeError, match=f"{where} broke"):
         repo.verify()
+    assert repo.verify_version(repo.artifact("data")) == []  # the store is still usable
