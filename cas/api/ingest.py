@@ -38,8 +38,6 @@ PREFETCH_BYTES = 16 * 1024 * 1024
 # files per read-ahead job: one thread hand-off per batch, not per file
 PREFETCH_BATCH_FILES = 32
 PREFETCH_BATCH_BYTES = 512 * 1024
-# stat-cache records held before ``file`` commits them (memory stays bounded)
-STAT_BATCH = 20_000
 
 
 _END = object()
@@ -197,8 +195,6 @@ class FileIngester:
             self._stat_updates[key or stat_key(path)] = StatEntry(
                 st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, started, ref.executable, fid
             )
-            if len(self._stat_updates) >= STAT_BATCH:
-                self.commit_stat_cache()
         return ref
 
     def _read_and_hash(self, path: str, st: os.stat_result, store: bool) -> bytes:

@@ -31,7 +31,6 @@ from collections import deque
 from itertools import islice
 from typing import Callable, Iterator
 
-from cas.api import ingest
 from cas.api.drafttree import FileRef, PendingFile
 from cas.errors import StorageError
 from cas.format.names import MAX_PATH, check_path
@@ -43,6 +42,7 @@ READ_BLOCK = 1 << 16  # bytes of records read at a time
 WINDOW = 4096  # files answered from the stat cache per batch
 WINDOWS_AHEAD = 2  # windows the read-ahead may resolve beyond the one being built
 FLUSH_OBJECTS = 50_000  # queued objects before a mid-build flush (about 20 MiB of pack entries)
+STAT_BATCH = 20_000  # stat-cache records before a mid-build commit (about 7 MiB)
 # Pages one index write transaction may change (LMDB copies each into memory until the
 # commit): keys are random, so k new keys touch about P(1 - e^(-k/P)) of a table's P pages.
 DIRTY_PAGES = 16_384  # 64 MiB
@@ -307,5 +307,5 @@ def _flush_bounded(ingester, objects) -> None:
     """Flush queued objects and stat-cache records once a batch would dirty too many index pages."""
     if objects.queued() >= batch_limit(objects.index_pages("objects"), FLUSH_OBJECTS):
         objects.flush()
-    if ingester.stat_pending >= batch_limit(objects.index_pages("statcache"), ingest.STAT_BATCH):
+    if ingester.stat_pending >= batch_limit(objects.index_pages("statcache"), STAT_BATCH):
         ingester.commit_stat_cache()

@@ -156,7 +156,7 @@ def test_memory_does_not_grow_with_the_number_of_files(repo, tmp_path, monkeypat
     # is bounded far below what the state of thousands of files would take
     monkeypatch.setattr(listing, "WINDOW", 100)
     monkeypatch.setattr(listing, "FLUSH_OBJECTS", 300)
-    monkeypatch.setattr(ingest, "STAT_BATCH", 300)
+    monkeypatch.setattr(listing, "STAT_BATCH", 300)
     monkeypatch.setattr(ingest, "PREFETCH_FILES", 32)
     monkeypatch.setattr(listing, "READ_BLOCK", 8192)
     _tiny_files(tmp_path / "warm", 100)
