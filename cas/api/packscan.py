@@ -30,9 +30,9 @@ from cas.index.tables import object_values
 from cas.storage.packs import PackScan, pack_path
 
 NODE_CACHE_BYTES = 64 << 20  # verified node bytes kept for the version walk that follows
-BLOCK = 4 << 20  # bytes read per block
+BLOCK = 2 << 20  # bytes read per block
 READERS = 3  # packs read at once
-BUFFERS = 3  # blocks each reader may have read ahead of the checks (its buffer pool)
+BUFFERS = 2  # blocks each reader may have read ahead of the checks (its buffer pool)
 READER_HASH_MIN = 16 << 10  # raw objects at least this large are hashed by the readers
 
 
@@ -74,10 +74,13 @@ def scan_packs(packs_dir: str, names: list[str], txn, dbs, indexed: dict[str, in
 
     def read() -> None:
         free: queue.SimpleQueue = queue.SimpleQueue()
-        for _ in range(BUFFERS):
-            free.put(bytearray(BLOCK))
+        made = 0
 
         def take() -> bytearray:
+            nonlocal made
+            if made < BUFFERS and free.empty():  # buffers are made when first needed
+                made += 1
+                return bytearray(BLOCK)
             while True:
                 try:
                     return free.get(timeout=0.1)
