@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from operator import itemgetter
 
 from cas.api.objects import decode_verified
 from cas.errors import DigestMismatch, FormatError, ObjectNotFound, StorageError
 from cas.format.codec import Codec
 from cas.format.digest import to_text
-from cas.format.nodes import decode_file_node
+from cas.format.nodes import decode_file_node, decode_file_rows
 from cas.format.pack import KIND_CHUNK, KIND_FILE_NODE, OBJECT_KINDS
 from cas.index.tables import Tables
 from cas.storage.packs import PackReader
@@ -29,6 +30,7 @@ MAX_RUN = 4 << 20  # bytes read by one pread at most (unless one object is large
 MAX_GAP = 256 << 10  # unwanted bytes between two wanted records read over instead of a new pread
 SEGMENT = 4 << 20  # raw bytes of a large file fetched per step
 NODE_GROUP = 16  # interior file nodes fetched together
+_location = itemgetter(1)  # of a (id, Location) pair: Locations order by pack, then offset
 
 
 class Fetcher:
@@ -83,30 +85,27 @@ class Fetcher:
             DigestMismatch: Stored bytes do not decode or do not hash to their id.
             StorageError: A pack is missing or unreadable.
         """
-        first: dict = {}
-        for want in wants:
-            first.setdefault(want[0], want)
+        first = {want[0]: want for want in reversed(wants)}  # the first want of an id names it in errors
         locs = self.locate_many(list(first))
-        order = []
-        for oid, (_oid, kind, where) in first.items():
-            loc = locs.get(oid)
-            if loc is None:
-                raise ObjectNotFound(to_text(oid), where)
-            if loc.kind != kind:
-                raise DigestMismatch(to_text(oid), f"a {OBJECT_KINDS.get(kind)}",
-                                     f"a {OBJECT_KINDS.get(loc.kind)}", where)
-            order.append((loc.pack, loc.offset, oid, loc))
-        order.sort()  # by pack and offset (no two objects share both)
+        if len(locs) < len(first):
+            oid, _kind, where = next(w for w in wants if w[0] not in locs)
+            raise ObjectNotFound(to_text(oid), where)
+        order = sorted(locs.items(), key=_location)  # by pack, then offset
         runs = []
         run = None
-        for pack, off, oid, loc in order:
+        for item in order:
+            oid, loc = item
+            if loc.kind != first[oid][1]:
+                raise DigestMismatch(to_text(oid), f"a {OBJECT_KINDS.get(first[oid][1])}",
+                                     f"a {OBJECT_KINDS.get(loc.kind)}", first[oid][2])
+            pack, off = loc.pack, loc.offset
             end = off + loc.stored_len
             if run is not None and run[0] == pack and off <= run[2] + MAX_GAP and end - run[1] <= MAX_RUN:
                 if end > run[2]:
                     run[2] = end
-                run[3].append((oid, loc))
+                run[3].append(item)
             else:
-                run = [pack, off, end, [(oid, loc)]]
+                run = [pack, off, end, [item]]
                 runs.append(run)
         if len(runs) > 1:
             for pack, start, end, _items in runs[1:]:
@@ -134,7 +133,7 @@ class Fetcher:
             raise StorageError(f"{exc} (reading {to_text(oid)} for {where})") from exc
 
     def chunk_lists(self, files) -> list[list[tuple[bytes, int]]]:
-        """Return the chunk list ``[(chunk id, length), ...]`` of each ``(file id, where)``.
+        """Return the chunk list ``[(chunk id, length), ...]`` of each ``(file id, where)`` (do not modify it).
 
         File nodes of all files are fetched together, one tree level at a time.
 
@@ -145,11 +144,14 @@ class Fetcher:
         nodes = self.fetch([(fid, KIND_FILE_NODE, where) for fid, where in files])
         out = []
         for fid, where in files:
-            node = _decode(nodes[fid], fid, where)
-            if node.level == 0:
-                out.append(list(node.entries))
+            try:
+                level, rows = decode_file_rows(nodes[fid])
+            except FormatError as exc:
+                raise FormatError(f"file node {to_text(fid)} in {where}: {exc}") from exc
+            if level == 0:
+                out.append(rows)  # [[chunk id, length], ...], not modified by anyone
             else:
-                out.append(list(self.iter_chunks(fid, where, node)))
+                out.append(list(self.iter_chunks(fid, where, _decode(nodes[fid], fid, where))))
         return out
 
     def iter_chunks(self, fid: bytes, where: str, node=None):

@@ -18,20 +18,21 @@ import queue
 import threading
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from itertools import islice
+from functools import partial
+from itertools import compress, islice, repeat
 from operator import add, eq, itemgetter, le
 
 from cas.errors import CasError, FormatError
 from cas.format.codec import CODEC_RAW, Codec
 from cas.format.digest import to_text
 from cas.format.pack import KIND_CHUNK, object_id
-from cas.index.tables import OBJ
+from cas.index.tables import object_values
 from cas.storage.packs import PackScan, pack_path
 
 NODE_CACHE_BYTES = 64 << 20  # verified node bytes kept for the version walk that follows
-BLOCK = 4 << 20  # bytes read per block
+BLOCK = 2 << 20  # bytes read per block
 READERS = 3  # packs read at once
-BUFFERS = 3  # blocks each reader may have read ahead of the checks (its buffer pool)
+BUFFERS = 2  # blocks each reader may have read ahead of the checks (its buffer pool)
 READER_HASH_MIN = 16 << 10  # raw objects at least this large are hashed by the readers
 
 
@@ -73,10 +74,13 @@ def scan_packs(packs_dir: str, names: list[str], txn, dbs, indexed: dict[str, in
 
     def read() -> None:
         free: queue.SimpleQueue = queue.SimpleQueue()
-        for _ in range(BUFFERS):
-            free.put(bytearray(BLOCK))
+        made = 0
 
         def take() -> bytearray:
+            nonlocal made
+            if made < BUFFERS and free.empty():  # buffers are made when first needed
+                made += 1
+                return bytearray(BLOCK)
             while True:
                 try:
                     return free.get(timeout=0.1)
@@ -159,7 +163,7 @@ def _check(q, res: ScanResult, txn, dbs, codec: Codec, progress, n_packs: int, n
     offset, lengths, kind and codec); only matching entries count as where an
     object is, and a corrupt object is reported only where the index locates it.
     """
-    get, objects_db, pack = txn.get, dbs["objects"], OBJ.pack
+    lookup = partial(txn.get, db=dbs["objects"])
     located, bad, nodes = res.located, res.bad, res.nodes
     node_room = NODE_CACHE_BYTES
     done = 0
@@ -183,10 +187,11 @@ def _check(q, res: ScanResult, txn, dbs, codec: Codec, progress, n_packs: int, n
         finally:
             free.put(buf)  # back to its reader
         if pack_no is not None and rows:
-            here = [get(r[0], db=objects_db) == pack(pack_no, r[3], r[4], r[5], r[1], r[2]) for r in rows]
-            located.update((r[0], pack_no) for r, h in zip(rows, here) if h)
+            ids = list(map(itemgetter(0), rows))
+            here = list(map(eq, map(lookup, ids), object_values(pack_no, rows)))
+            located.update(zip(compress(ids, here), repeat(pack_no)))
             if whys is not None:
-                bad.update((r[0], why) for r, h, why in zip(rows, here, whys) if h and why is not None)
+                bad.update((oid, why) for oid, h, why in zip(ids, here, whys) if h and why is not None)
         for oid, raw in kept:
             if len(raw) <= node_room and oid not in nodes:
                 nodes[oid] = raw

@@ -14,12 +14,9 @@ import weakref
 from typing import TYPE_CHECKING, Iterator
 
 from cas.api import semvers as _semvers
-from cas.api.artifact import Artifact
-from cas.api.ingest import FileIngester
 from cas.api.objects import ObjectStore
 from cas.api.publish import append_entry
 from cas.api.refs import DEFAULT_PROJECT, parse_ref, ttl_seconds
-from cas.api.version import ArtifactVersion
 from cas.errors import (
     AlreadyExists,
     ArtifactFinalizedError,
@@ -47,6 +44,9 @@ from cas.storage.log import LogDir
 from cas.storage.pins import Pin
 
 if TYPE_CHECKING:
+    from cas.api.artifact import Artifact
+    from cas.api.ingest import FileIngester
+    from cas.api.version import ArtifactVersion
     from cas.api.diff import Change
     from cas.api.fsck import Finding, FsckReport
 
@@ -67,6 +67,13 @@ def _first_missing(objects, t: Tables, root: bytes) -> bytes | None:
     from cas.api.rescue import first_missing
 
     return first_missing(objects, t, root)
+
+
+def _version_of(repo: "Repo", coll: str, rec: dict) -> ArtifactVersion:
+    # cas.api.version is loaded on first use: fsck and a no-op re-add need none
+    from cas.api.version import ArtifactVersion
+
+    return ArtifactVersion(repo, coll, rec)
 
 
 def _weak_method(obj, name: str):
@@ -180,7 +187,7 @@ class Repo:
         self.log = LogDir(self.layout.log, self.layout.tmp)
         self.db = open_index(self.layout.index)
         self.objects = ObjectStore(self.layout, self.db, int(self.config["zstd_level"]))
-        self.ingester = FileIngester(self.objects, self.chunker, self.db)
+        self._ingester: FileIngester | None = None  # made on first use: a check or a read needs none
         self.pin = Pin(self.layout.pins)
         self._pin_gc_epoch = 0
         self._drafts: "weakref.WeakSet[Artifact]" = weakref.WeakSet()  # drafts with writes in progress
@@ -204,6 +211,15 @@ class Repo:
         else:
             catch_up(self.db, self.log, self.layout.packs)
         self.objects.refresh()
+
+    @property
+    def ingester(self) -> FileIngester:
+        """This store's file ingester (chunks, hashes and stores files; keeps the stat cache)."""
+        if self._ingester is None:
+            from cas.api.ingest import FileIngester
+
+            self._ingester = FileIngester(self.objects, self.chunker, self.db)
+        return self._ingester
 
     def close(self) -> None:
         """Release the index and file handles; unsealed pack data is discarded."""
@@ -296,6 +312,8 @@ class Repo:
             AlreadyExists: The semantic version labels another version of the collection.
             FileChangedError: An immutable-policy file changed since it was added.
         """
+        from cas.api.artifact import Artifact
+
         if not isinstance(artifact, Artifact):
             raise UsageError("log_artifact takes a cas.Artifact draft")
         if artifact._logged:  # False means finalized but not yet logged: loggable
@@ -534,13 +552,13 @@ class Repo:
         return rec
 
     def _version(self, coll: str, version: int) -> ArtifactVersion:
-        return ArtifactVersion(self, coll, self.version_record(coll, version))
+        return _version_of(self, coll, self.version_record(coll, version))
 
     def _version_by_seq(self, coll: str, seq: int) -> ArtifactVersion:
         with self._read() as txn:
             for rec in Tables(self.db, txn).iter_versions(coll, reverse=True):
                 if rec["seq"] == seq:
-                    return ArtifactVersion(self, coll, rec)
+                    return _version_of(self, coll, rec)
         raise VersionNotFound(f"{coll} has no version published at log entry {seq}")
 
     def aliases_of(self, coll: str, version: int) -> list[str]:
@@ -588,7 +606,7 @@ class Repo:
                 f"{coll}:v{rec['version']} was deleted ({rec.get('delete_reason') or 'user'}); "
                 f"its history stays in 'cas log {coll} --all'"
             )
-        return ArtifactVersion(self, coll, rec)
+        return _version_of(self, coll, rec)
 
     def artifacts(self, name: str, include_deleted: bool = False) -> list[ArtifactVersion]:
         """Return the versions of a collection, newest first (deleted ones only if asked)."""
@@ -600,7 +618,7 @@ class Repo:
                 raise CollectionNotFound(f"no artifact {r.collection!r} in {self.root}")
             recs = [rec for rec in t.iter_versions(r.collection, reverse=True)
                     if include_deleted or rec.get("state") != "DELETED"]
-        return [ArtifactVersion(self, r.collection, rec) for rec in recs]
+        return [_version_of(self, r.collection, rec) for rec in recs]
 
     # lineage and links (cas.api.runs, cas.api.links, cas.api.lineage) ----------------
     def run(self, job_type: str | None = None, name: str | None = None, config: dict | None = None):
@@ -767,7 +785,7 @@ class Repo:
         drop_index(path)
         self.db = open_index(path)
         self.objects = ObjectStore(self.layout, self.db, int(self.config["zstd_level"]))
-        self.ingester = FileIngester(self.objects, self.chunker, self.db)
+        self._ingester = None
         n, seq = rebuild(self.db, self.log, self.layout.packs)
         with self.db.write() as txn:
             Tables(self.db, txn).put_meta(K_INDEX_READY, b"1")

@@ -16,9 +16,9 @@ Files never appear under their target name before they are complete
 
 * into a new or empty root, everything is written under a private staging
   directory ``.cas-tmp-*`` inside the root, each file under its final name
-  there, and the top-level entries are renamed into the root at the end (also
-  after an error, once every unfinished file has been removed, so files that
-  were complete stay, as before);
+  there (top-level directories under a random name), and the top-level entries
+  are renamed into the root at the end (also after an error, once every
+  unfinished file has been removed, so files that were complete stay, as before);
 * into a root that has content, each file is written to a temporary name
   beside its target and renamed over it.
 
@@ -131,7 +131,8 @@ class _Places:
         os.umask(mask)
         self.fix_mode = bool(mask & 0o755)  # modes must be exactly 0644/0755 whatever the umask
         self.tmp_prefix = f"{STAGE_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:6]}-"
-        self._n = itertools.count()  # next() on it is atomic: names never repeat
+        self._n = itertools.count()
+        self.top: dict[str, str] = {}  # staged name of a top-level directory -> its name
 
     def _dir(self, rel_dir: str) -> str:
         parent = self.dirs.get(rel_dir)
@@ -141,6 +142,12 @@ class _Places:
             parent = ensure_dirs(self.root, rel_dir, self.replace_parents)
         else:
             up, _, name = rel_dir.rpartition("/")
+            if not up:
+                # a new name each time: ext4 places a subdirectory of a FS_TOPDIR_FL directory by a
+                # hash of its name, and the same name would land where the last checkout was deleted
+                staged = f"{STAGE_PREFIX}d-{uuid.uuid4().hex}"
+                self.top[staged] = name
+                name = staged
             parent = f"{self._dir(up)}/{name}"
             try:
                 os.mkdir(parent)
@@ -152,19 +159,30 @@ class _Places:
         self.dirs[rel_dir] = parent
         return parent
 
+    def dir_for(self, rel_dir: str, path: str) -> str:
+        """Return the directory that files of ``rel_dir`` are created in, making it if needed."""
+        parent = self.dirs.get(rel_dir)
+        if parent is not None:
+            return parent
+        try:
+            return self._dir(rel_dir)
+        except OSError as exc:
+            raise StorageError(f"cannot create the directory of {path} in {self.root}: {exc.strerror}") from exc
+
+    def temp_in(self, parent: str) -> str:
+        """Return a new temporary name in ``parent`` (names never repeat: next() on a count is atomic)."""
+        return f"{parent}/{self.tmp_prefix}{next(self._n)}"
+
     def aim(self, path: str) -> tuple[str, str | None]:
         """Return ``(file to create, target to rename it to or None)`` for a logical path.
 
         ``path`` joins names that decode_tree_node checked one by one (check_segment).
         """
         rel_dir, _, name = path.rpartition("/")
-        try:
-            parent = self._dir(rel_dir)
-        except OSError as exc:
-            raise StorageError(f"cannot create the directory of {path} in {self.root}: {exc.strerror}") from exc
+        parent = self.dir_for(rel_dir, path)
         if self.stage is not None:
             return f"{parent}/{name}", None
-        return f"{parent}/{self.tmp_prefix}{next(self._n)}", f"{parent}/{name}"
+        return self.temp_in(parent), f"{parent}/{name}"
 
     def temp_file(self) -> str:
         """Return a new temporary path directly in the staging directory or the root."""
@@ -190,17 +208,20 @@ class _Places:
         if self.stage is None:
             return
         try:
-            _merge(self.stage, self.root, self.root)
+            _merge(self.stage, self.root, self.root, self.top)
         finally:
             shutil.rmtree(self.stage, ignore_errors=True)
 
 
-def _merge(src: str, dst: str, root: str) -> None:
-    """Rename every entry of ``src`` into ``dst``; merge into directories that appeared meanwhile."""
+def _merge(src: str, dst: str, root: str, names: dict | None = None) -> None:
+    """Rename every entry of ``src`` into ``dst``; merge into directories that appeared meanwhile.
+
+    ``names`` maps an entry's name in ``src`` to its name in ``dst`` where they differ.
+    """
     with os.scandir(src) as it:
         entries = list(it)
     for d in entries:
-        target = os.path.join(dst, d.name)
+        target = os.path.join(dst, names.get(d.name, d.name) if names else d.name)
         try:
             os.rename(d.path, target)
             continue
@@ -407,17 +428,34 @@ class _Restore:
             for item in batch:
                 self._write_batch(fetcher, [item], i)
             return
-        places, mode_of, fix_mode = self.places, self.mode_of, self.places.fix_mode
+        places = self.places
+        stage, fix_mode, stop, write = places.stage, places.fix_mode, self.stop, os.write
+        last_dir = parent = None
         n = 0
         try:
             for (path, entry), bufs in zip(batch, datas):
-                if self.stop.is_set():
+                if stop.is_set():
                     raise _Stopped
-                made, target = places.aim(path)
-                mode = mode_of[bool(entry.executable)]
-                fd = _open(made, mode, path)
+                rel_dir, _, name = path.rpartition("/")
+                if rel_dir != last_dir:
+                    parent = places.dir_for(rel_dir, path)
+                    last_dir = rel_dir
+                if stage is not None:
+                    made, target = f"{parent}/{name}", None
+                else:
+                    made, target = places.temp_in(parent), f"{parent}/{name}"
+                mode = 0o755 if entry.executable else 0o644
                 try:
-                    if bufs:
+                    fd = os.open(made, _CREATE, mode)
+                except OSError as exc:
+                    raise _storage_error(exc, path) from exc
+                try:
+                    if len(bufs) == 1:
+                        buf = bufs[0]
+                        done = write(fd, buf)
+                        if done != len(buf):  # a short write (rare on local files)
+                            _write_all(fd, [memoryview(buf)[done:]], len(buf) - done)
+                    elif bufs:
                         _write_all(fd, bufs, entry.size)
                     if fix_mode:
                         os.fchmod(fd, mode)
@@ -502,13 +540,6 @@ class _Restore:
                 break
             if isinstance(task, _Ref):
                 _unlink(task.tmp)
-
-
-def _open(made: str, mode: int, path: str) -> int:
-    try:
-        return os.open(made, _CREATE, mode)
-    except OSError as exc:
-        raise _storage_error(exc, path) from exc
 
 
 def _storage_error(exc: BaseException, path: str) -> BaseException:

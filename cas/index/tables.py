@@ -7,6 +7,8 @@ LMDB's byte order is numeric order.
 from __future__ import annotations
 
 import struct
+from itertools import repeat, starmap
+from operator import add, itemgetter
 from typing import Iterator, NamedTuple
 
 import msgpack
@@ -16,6 +18,8 @@ from cas.errors import IndexCorrupt
 U32 = struct.Struct(">I")
 U64 = struct.Struct(">Q")
 OBJ = struct.Struct("<IQIIBB")  # pack_no, offset, stored_len, raw_len, kind, codec
+_OBJ_TAIL = struct.Struct("<QIIBB")  # OBJ without its pack_no
+_FOOTER_TO_TAIL = itemgetter(3, 4, 5, 1, 2)  # (id, kind, codec, offset, stored_len, raw_len) -> tail fields
 STAT = struct.Struct("<QQQqqqB32s")  # dev, ino, size, mtime_ns, ctime_ns, recorded_ns, exec, file id
 
 K_LOG_SEQ = b"log_seq"
@@ -55,6 +59,15 @@ def _pk(v) -> bytes:
 
 def _uk(b):
     return msgpack.unpackb(b, raw=False, strict_map_key=False)
+
+
+def object_values(pack_no: int, rows) -> map:
+    """Return the ``objects`` values that locate footer rows of pack ``pack_no``, in order.
+
+    ``rows`` are ``(id, kind, codec, offset, stored_len, raw_len)`` (``decode_footer_rows``);
+    the values compare equal to what ``add_pack`` stored for them (one C-level pass).
+    """
+    return map(add, repeat(OBJ.pack(pack_no, 0, 0, 0, 0, 0)[:4]), starmap(_OBJ_TAIL.pack, map(_FOOTER_TO_TAIL, rows)))
 
 
 class Tables:
