@@ -2,14 +2,14 @@
 
 A few reader threads each take whole packs: a reader reads its pack front to
 back once, in blocks that end on object boundaries, into a small pool of
-buffers it reuses, and feeds every block to the BLAKE3 that names the pack.
-Several packs are read at once, which keeps more reads in flight than one
-sequential reader does. The calling thread decodes and hashes every object of
-each block and compares it with the index, then hands the buffer back. All
-per-object work is in one thread: BLAKE3 and zstd release the GIL for each
-object, and two threads doing that for small objects mostly wait for each
-other. The readers' work (reads, pack hashes over whole blocks) holds the GIL
-only between long calls. Used by ``fsck``; nothing here writes.
+buffers it reuses, feeds every block to the BLAKE3 that names the pack and
+hashes the block's raw objects. Several packs are read at once, which keeps
+more reads in flight than one sequential reader does. The calling thread
+decodes and hashes the other objects (zstd frames, tiny objects), compares
+every object's hash with its id and every footer entry with the index, then
+hands the buffer back. Decoding stays in one thread: zstd and BLAKE3 release
+the GIL for each object, and two threads doing that for small frames mostly
+wait for each other. Used by ``fsck``; nothing here writes.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ NODE_CACHE_BYTES = 64 << 20  # verified node bytes kept for the version walk tha
 BLOCK = 2 << 20  # bytes read per block
 READERS = 3  # packs read at once
 BUFFERS = 2  # blocks each reader may have read ahead of the checks (its buffer pool)
-READER_HASH_MIN = 16 << 10  # raw objects at least this large are hashed by the readers
+READER_HASH_MIN = 2 << 10  # raw objects this large are hashed by the readers (blake3 releases the GIL from 2 KiB)
 
 
 @dataclass
@@ -144,10 +144,9 @@ def _read_pack(packs_dir: str, name: str, pack_no: int | None, take, free, put) 
                 if inside and (overlap or inside[0][3] < pos):
                     # an entry is checked in the block its end falls in, if it starts there
                     inside = [r for r in inside if r[3] >= pos]
-                # large raw objects are hashed here: their hashes are long enough to run beside
-                # the calling thread's work without the two waiting for each other's GIL
-                known = [object_id(k, view[o - pos:o - pos + n]) if c == CODEC_RAW and n == r >= READER_HASH_MIN
-                         else None for _i, k, c, o, n, r in inside]
+                # raw objects are hashed here, beside the calling thread's decoding
+                known = [object_id(kind, view[o - pos:o - pos + n]) if c == CODEC_RAW and n == r >= READER_HASH_MIN
+                         else None for _i, kind, c, o, n, r in inside]
                 put(("block", pack_no, inside, pos, view, buf, free, known if any(known) else None))
             if scan.hexdigest() != name:
                 problems.append("pack bytes do not hash to the pack's name")
