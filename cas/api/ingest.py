@@ -38,6 +38,7 @@ PREFETCH_BYTES = 16 * 1024 * 1024
 # files per read-ahead job: one thread hand-off per batch, not per file
 PREFETCH_BATCH_FILES = 32
 PREFETCH_BATCH_BYTES = 512 * 1024
+_WILLNEED = getattr(os, "POSIX_FADV_WILLNEED", None) if hasattr(os, "posix_fadvise") else None
 
 
 _END = object()
@@ -46,6 +47,11 @@ _END = object()
 def stat_key(path: str) -> bytes:
     """Return the stat-cache key of an absolute path (fixed width for LMDB)."""
     return chunk_id(os.fsencode(path))
+
+
+def listing_key(root: str) -> bytes:
+    """Return the stat-cache key of the listing record of an absolute directory path."""
+    return chunk_id(b"\x00listing\x00" + os.fsencode(root))
 
 
 def is_executable(st: os.stat_result) -> bool:
@@ -61,6 +67,7 @@ class FileIngester:
         self.chunker = chunker
         self.db = db
         self._stat_updates: dict[bytes, StatEntry] = {}
+        self._listing_updates: dict[bytes, tuple] = {}
         self.n_read = 0
         self.bytes_read = 0
         self.n_cached = 0
@@ -124,6 +131,43 @@ class FileIngester:
             out[(path, sig)] = FileRef(fid, size, bool(st.st_mode & statmod.S_IXUSR))
         self.n_cached += len(out)
         return out
+
+    def cached_listing(self, root: str, digest: bytes, newest_ns: int) -> tuple | None:
+        """Return ``(tree id, size, n_files)`` of a directory scanned exactly as before, else None.
+
+        A listing record (docs/format.md §9.4) answers if the scan's records
+        have the digest it holds (every file has the path and stat signature it
+        had), no file was modified within ``RACY_NS`` before the record was
+        taken, no gc ran since, and its tree is stored.
+        """
+        self.objects.before_write()  # hold a gc pin before trusting stored objects
+        key = listing_key(root)
+        rec = self._listing_updates.get(key)
+        t = self.objects._tables()
+        if rec is None:
+            rec = t.get_listing(key)
+        if rec is None:
+            return None
+        have, tid, size, n_files, recorded_ns, gcs = rec
+        if have != digest or newest_ns + RACY_NS > recorded_ns or gcs != gc_count(t) or not self.objects.has(tid):
+            return None
+        return tid, size, n_files
+
+    def listing_start(self) -> tuple[int, int]:
+        """Return ``(wall clock ns, gc runs applied)`` before a directory is built (``record_listing``)."""
+        return time.time_ns(), gc_count(self.objects._tables())
+
+    def record_listing(self, root: str, digest: bytes, newest_ns: int, started_ns: int, gcs: int,
+                       tid: bytes, size: int, n_files: int) -> None:
+        """Remember the tree of a directory built from a scan with ``digest`` (committed with the stat cache).
+
+        Args:
+            started_ns: Wall clock before any file of the build was read.
+            gcs: The gc runs applied before the build started (``listing_start``).
+        """
+        if newest_ns + RACY_NS > started_ns:
+            return  # a file modified just before: it may change again unseen
+        self._listing_updates[listing_key(root)] = (digest, tid, size, n_files, started_ns, gcs)
 
     def _cache_entry(self, path: str, sig: tuple) -> StatEntry | None:
         """Return the stat-cache record of ``path`` if it matches ``signature`` ``sig``."""
@@ -375,14 +419,17 @@ class FileIngester:
         return len(self._stat_updates)
 
     def commit_stat_cache(self) -> None:
-        """Write the batched stat-cache records in one transaction."""
-        if not self._stat_updates:
+        """Write the batched stat-cache and listing records in one transaction."""
+        if not self._stat_updates and not self._listing_updates:
             return
         with self.db.write() as txn:
             t = Tables(self.db, txn)
             for k, e in self._stat_updates.items():
                 t.put_stat(k, e)
+            for k, rec in self._listing_updates.items():
+                t.put_listing(k, rec)
         self._stat_updates.clear()
+        self._listing_updates.clear()
         self.objects.refresh()
 
 
@@ -398,22 +445,49 @@ class _Ahead:
 
 
 def _read_ahead_batch(paths: list[str], chunker: Chunker) -> list[_Ahead]:
-    return [_read_ahead(p, chunker) for p in paths]
+    """Read, cut and hash a batch of small files, in order.
+
+    Every file of the batch is opened and announced to the kernel
+    (``POSIX_FADV_WILLNEED``) before the first is read, so a cold batch is
+    fetched with many reads in flight instead of one file's latency at a time.
+    """
+    opened: list = []
+    try:
+        for p in paths:
+            try:
+                fd = os.open(p, _O_READ)
+            except OSError as exc:
+                opened.append(exc)
+                continue
+            opened.append(fd)
+            if _WILLNEED is not None:
+                try:
+                    os.posix_fadvise(fd, 0, 0, _WILLNEED)
+                except OSError:  # a FIFO swapped in, or a file system without it: read plainly
+                    pass
+        out = []
+        for i, p in enumerate(paths):
+            fd = opened[i]
+            opened[i] = None
+            out.append(_read_ahead(p, fd, chunker))
+        return out
+    finally:
+        for fd in opened:
+            if isinstance(fd, int):
+                os.close(fd)
 
 
-def _read_ahead(path: str, chunker: Chunker) -> _Ahead:
-    """Read, cut and hash one small file: open, fstat, one read, fstat, close."""
+def _read_ahead(path: str, fd, chunker: Chunker) -> _Ahead:
+    """Read, cut and hash one small file from ``fd`` (or its open error): fstat, one read, fstat, close."""
     a = _Ahead()
     a.st = a.after = a.data = a.root = None
     a.chunks = a.nodes = ()
     a.error = a.key = None
-    try:
-        fd = os.open(path, _O_READ)
-    except FileNotFoundError:
+    if isinstance(fd, FileNotFoundError):
         a.error = UsageError(f"{path} does not exist")
         return a
-    except OSError as exc:
-        a.error = StorageError(f"cannot read {path}: {exc.strerror}")
+    if isinstance(fd, OSError):
+        a.error = StorageError(f"cannot read {path}: {fd.strerror}")
         return a
     try:
         a.st = st = os.fstat(fd)

@@ -33,7 +33,8 @@ from typing import Callable, Iterator
 
 from cas.api.drafttree import FileRef, PendingFile
 from cas.errors import StorageError
-from cas.format.names import MAX_PATH, check_path
+from cas.format.digest import blake3_hasher
+from cas.format.names import MAX_PATH, MAX_SEGMENT, check_path
 from cas.format.nodes import KIND_FILE, KIND_TREE, TreeEntry, encode_tree_node, tree_id
 
 # size, mtime_ns, ctime_ns, ino, dev, executable, length of the UTF-8 path that follows
@@ -55,19 +56,18 @@ def batch_limit(pages: int, most: int) -> int:
     return max(1000, min(most, int(-pages * math.log1p(-DIRTY_PAGES / pages))))
 
 
-def _name_key(entry: os.DirEntry) -> bytes:
-    return entry.name.encode("utf-8", "surrogatepass")
-
-
 class DirListing:
     """The regular files under a local directory as ``scan`` found them (symlinks are skipped)."""
 
-    def __init__(self, root: str, prefix: str, policy: str, f, count: int, size: int) -> None:
+    def __init__(self, root: str, prefix: str, policy: str, f, count: int, size: int,
+                 digest: bytes, newest_ns: int) -> None:
         self.root = root  # absolute local directory
         self.prefix = prefix  # logical directory it was added under: '' or 'a/b/'
         self.policy = policy
         self.count = count
         self.size = size
+        self.digest = digest  # BLAKE3 of every record, in order: equal digests, equal stat signatures
+        self.newest_ns = newest_ns  # the largest mtime_ns or ctime_ns of any file
         self._f = f
         self._closer = weakref.finalize(self, f.close)  # the file goes with the listing
 
@@ -85,16 +85,27 @@ class DirListing:
             f = tempfile.TemporaryFile(dir=tmp_dir if os.path.isdir(tmp_dir) else None)
         except OSError as exc:
             raise StorageError(f"cannot create a temporary file in {tmp_dir}: {exc.strerror}") from exc
-        count = size = 0
-        pack, write = _REC.pack, f.write
+        count = size = newest = 0
+        hasher = blake3_hasher()
+        buf = bytearray()
+        pack = _REC.pack
+        room = MAX_PATH - len(prefix.encode("utf-8"))
         try:
-            for rel, st in _walk(root, ""):
-                data = check_path(prefix + rel)[len(prefix):].encode("utf-8")
-                write(pack(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev,
-                           1 if st.st_mode & statmod.S_IXUSR else 0, len(data)))
-                write(data)
+            for rel, st in _walk(root, b"", prefix):
+                if len(rel) > room:
+                    check_path(prefix + rel.decode("utf-8"))  # raises: too long
+                buf += pack(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev,
+                            1 if st.st_mode & statmod.S_IXUSR else 0, len(rel))
+                buf += rel
                 count += 1
                 size += st.st_size
+                newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
+                if len(buf) >= READ_BLOCK:
+                    hasher.update(buf)
+                    f.write(buf)
+                    buf.clear()
+            hasher.update(buf)
+            f.write(buf)
             f.flush()
         except OSError as exc:
             f.close()
@@ -102,7 +113,7 @@ class DirListing:
         except BaseException:
             f.close()
             raise
-        return cls(root, prefix, policy, f, count, size)
+        return cls(root, prefix, policy, f, count, size, hasher.digest(), newest)
 
     def close(self) -> None:
         """Delete the spilled records (the temporary file is unlinked already)."""
@@ -120,6 +131,20 @@ class DirListing:
         """Yield ``(local path, signature)`` in the order of ``records`` (for read-ahead)."""
         for _rel, e in self.records():
             yield e.local_path, e.signature
+
+    def unchanged(self) -> bool:
+        """True if every file still has the stat signature the scan recorded (one ``stat`` each)."""
+        base = self.root if self.root.endswith(os.sep) else self.root + os.sep
+        sep = None if os.sep == "/" else os.sep
+        stat = os.stat
+        for size, mtime, ctime, ino, dev, _x, rel in self._raw():
+            try:
+                st = stat(base + (rel if sep is None else rel.replace("/", sep)))
+            except OSError:
+                return False
+            if (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev) != (size, mtime, ctime, ino, dev):
+                return False
+        return True
 
     def contains(self, rel: str) -> bool:
         """True if the scan found a file at ``rel`` (a linear read of the records)."""
@@ -146,23 +171,50 @@ class DirListing:
             yield fields
 
 
-def _walk(absdir: str, rel: str) -> Iterator[tuple[str, os.stat_result]]:
-    """Yield ``(relative posix path, lstat)`` of regular files under ``absdir`` in tree order."""
+def _walk(absdir: str, rel: bytes, prefix: str, bad: bool = False) -> Iterator[tuple[bytes, os.stat_result]]:
+    """Yield ``(relative path as UTF-8, lstat)`` of regular files under ``absdir`` in tree order.
+
+    Names are checked once each; ``bad`` marks a directory whose own path is
+    not a valid logical path, which fails only once a file below it is found.
+
+    Raises:
+        UnsafePath: A file's logical path ``prefix`` + its relative path is invalid.
+    """
     try:
         with os.scandir(absdir) as it:
-            entries = sorted(it, key=_name_key)
+            named = sorted(((e.name.encode("utf-8", "surrogatepass"), e) for e in it), key=_first)
     except OSError as exc:
         raise StorageError(f"cannot list {absdir}: {exc.strerror}") from exc
-    for e in entries:
+    for key, e in named:
         try:
             if e.is_symlink():
                 continue
+            unsafe = bad or not _safe_name(e.name, key)
             if e.is_dir(follow_symlinks=False):
-                yield from _walk(e.path, rel + e.name + "/")
+                yield from _walk(e.path, rel + key + b"/", prefix, unsafe)
             elif e.is_file(follow_symlinks=False):
-                yield rel + e.name, e.stat(follow_symlinks=False)
+                if unsafe:
+                    check_path(prefix + (rel + key).decode("utf-8", "surrogatepass"))  # raises
+                yield rel + key, e.stat(follow_symlinks=False)
         except OSError as exc:
             raise StorageError(f"cannot stat {e.path}: {exc.strerror}") from exc
+
+
+def _safe_name(name: str, encoded: bytes) -> bool:
+    """True if a directory entry's name is a valid path segment (``check_path``'s rules for one name)."""
+    if b"\\" in encoded or len(encoded) > MAX_SEGMENT:
+        return False
+    if name.isascii():
+        return True
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes in the name (surrogate escapes)
+        return False
+    return True
+
+
+def _first(item: tuple) -> bytes:
+    return item[0]
 
 
 class TreeBuilder:
@@ -290,6 +342,13 @@ def build_listing(listing: DirListing, ingester, objects, put_tree: Callable[[by
         for rel, e in listing.records():
             b.add(rel, ingester.file(e.local_path, store=False, expect=e.signature if expect else None))
         return b.finish()
+    if put_tree is not None:
+        started, gcs = ingester.listing_start()
+        hit = ingester.cached_listing(listing.root, listing.digest, listing.newest_ns)
+        if hit is not None and (not expect or listing.unchanged()):
+            tid, size, n_files = hit
+            ingester.n_cached += listing.count
+            return TreeEntry("", KIND_TREE, tid, size, n_files)
     stream = _Resolved(listing, ingester)
     n = 0
     with ingester.reading_ahead(stream.unanswered(), unresolved=True):
@@ -300,7 +359,11 @@ def build_listing(listing: DirListing, ingester, objects, put_tree: Callable[[by
             n += 1
             if n % WINDOW == 0:
                 _flush_bounded(ingester, objects)
-    return b.finish()
+    root = b.finish()
+    if put_tree is not None:
+        ingester.record_listing(listing.root, listing.digest, listing.newest_ns, started, gcs,
+                                root.id, root.size, root.aux)
+    return root
 
 
 def _flush_bounded(ingester, objects) -> None:

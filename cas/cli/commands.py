@@ -85,7 +85,7 @@ def cmd_add(args) -> int:
                     art.add_reference(p, name=None if len(paths) == 1 else _uri_basename(p),
                                       checksum=not args.no_checksum, max_objects=args.max_objects)
                 elif os.path.isdir(p):
-                    art.add_dir(p, name=None if len(paths) == 1 else os.path.basename(p), policy="immutable")
+                    art.add_dir(p, name=None if len(paths) == 1 else os.path.basename(p), policy="mutable")
                 else:
                     art.add_file(p, name=os.path.basename(p), policy="immutable")
             v = repo.log_artifact(art, aliases=args.alias, tags=args.tag, project=args.project,

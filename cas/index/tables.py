@@ -21,6 +21,8 @@ OBJ = struct.Struct("<IQIIBB")  # pack_no, offset, stored_len, raw_len, kind, co
 _OBJ_TAIL = struct.Struct("<QIIBB")  # OBJ without its pack_no
 _FOOTER_TO_TAIL = itemgetter(3, 4, 5, 1, 2)  # (id, kind, codec, offset, stored_len, raw_len) -> tail fields
 STAT = struct.Struct("<QQQqqqB32s")  # dev, ino, size, mtime_ns, ctime_ns, recorded_ns, exec, file id
+# listing record (format.md §9.4): listing digest, tree id, size, n_files, recorded_ns, gc_count
+LISTING = struct.Struct("<32s32sQQqQ")
 
 K_LOG_SEQ = b"log_seq"
 K_NEXT_PACK = b"next_pack"
@@ -344,6 +346,15 @@ class Tables:
             STAT.pack(e.dev, e.ino, e.size, e.mtime_ns, e.ctime_ns, e.recorded_ns, int(e.executable), e.file_id),
             db=self.d["statcache"],
         )
+
+    def get_listing(self, key: bytes) -> tuple | None:
+        """Return a listing record ``(digest, tree id, size, n_files, recorded_ns, gc_count)`` or None."""
+        v = self.txn.get(key, db=self.d["statcache"])
+        return None if v is None or len(v) != LISTING.size else LISTING.unpack(v)
+
+    def put_listing(self, key: bytes, record: tuple) -> None:
+        """Store a listing record (see ``get_listing``)."""
+        self.txn.put(key, LISTING.pack(*record), db=self.d["statcache"])
 
     # semantic versions (§9.2 `semvers`) ------------------------------------------
     def get_semver(self, coll: str, semver: str) -> int | None:
