@@ -189,7 +189,7 @@ class FileIngester:
         return e
 
     def file(self, path: str, store: bool = True, st: os.stat_result | None = None,
-             expect: tuple | None = None) -> FileRef:
+             expect: tuple | None = None, asked: bool = False) -> FileRef:
         """Return the FileRef of a local file, storing its objects if ``store``.
 
         Args:
@@ -197,6 +197,8 @@ class FileIngester:
             store: Write chunks and nodes; False only hashes.
             st: The file's stat if already known.
             expect: ``(size, mtime_ns, ctime_ns, ino, dev)`` the file must still have.
+            asked: The caller asked the stat cache about this file (``resolve_cached``)
+                and got no answer: read it without asking again.
 
         Raises:
             FileChangedError: The file changed while read, or differs from ``expect``.
@@ -215,7 +217,7 @@ class FileIngester:
             self.objects.before_write()
         # a read-ahead file was checked against the stat cache with ``expect``,
         # which ``st`` equals here: no second lookup
-        hit = self.cached(path, st) if ahead is None or expect is None else None
+        hit = self.cached(path, st) if not asked and (ahead is None or expect is None) else None
         if hit is not None and (not store or self.objects.has_file(hit.id)):
             self.n_cached += 1
             return hit

@@ -354,7 +354,7 @@ def build_listing(listing: DirListing, ingester, objects, put_tree: Callable[[by
     with ingester.reading_ahead(stream.unanswered(), unresolved=True):
         for rel, e, ref in stream.files():
             if ref is None:
-                ref = ingester.file(e.local_path, store=True, expect=e.signature if expect else None)
+                ref = ingester.file(e.local_path, store=True, expect=e.signature if expect else None, asked=True)
             b.add(rel, ref)
             n += 1
             if n % WINDOW == 0:

@@ -186,3 +186,26 @@ def test_a_path_longer_than_the_limit_is_refused(repo, tmp_path):
     under = "/".join(["x" * 200] * 20)  # 4,019 bytes: a valid directory name on its own
     with pytest.raises(UnsafePath, match="longer than"):
         draft(repo).add_dir(tmp_path / "src", name=under)
+
+
+def test_each_file_of_a_directory_is_looked_up_in_the_stat_cache_once(repo, tmp_path, later, monkeypatch):
+    write_tree(tmp_path / "src", FILES)
+    _add(repo, tmp_path / "src")
+    write(tmp_path / "src" / "d" / "e" / "c", b"C")  # the directory misses; one file is read
+    looked_up, asked_again = [], []
+
+    def resolve_cached(self, pending, real=FileIngester.resolve_cached):
+        pending = list(pending)
+        looked_up.extend(e.local_path for e in pending)
+        return real(self, pending)
+
+    def cached(self, path, st, real=FileIngester.cached):
+        asked_again.append(path)
+        return real(self, path, st)
+
+    monkeypatch.setattr(FileIngester, "resolve_cached", resolve_cached)
+    monkeypatch.setattr(FileIngester, "cached", cached)
+    v = _add(repo, tmp_path / "src", "again")
+    assert sorted(looked_up) == sorted(str(tmp_path / "src" / p) for p in FILES)
+    assert asked_again == [] and repo.ingester.n_read == len(FILES) + 1
+    assert read_tree(v.download(tmp_path / "out")) == {**FILES, "d/e/c": b"C"}
