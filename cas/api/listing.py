@@ -31,6 +31,7 @@ from collections import deque
 from itertools import islice
 from typing import Callable, Iterator
 
+from cas.api import sharded
 from cas.api.drafttree import FileRef, PendingFile
 from cas.errors import StorageError
 from cas.format.digest import blake3_hasher
@@ -271,8 +272,8 @@ class _Resolved:
     catches up, so memory stays bounded when changed files are sparse.
     """
 
-    def __init__(self, listing: DirListing, ingester) -> None:
-        self._records = listing.records()
+    def __init__(self, records: Iterator[tuple[str, PendingFile]], ingester) -> None:
+        self._records = records
         self._ingester = ingester
         self._windows: deque = deque()  # resolved windows, the one being built first
         self._first = 0  # number of windows[0]
@@ -349,21 +350,34 @@ def build_listing(listing: DirListing, ingester, objects, put_tree: Callable[[by
             tid, size, n_files = hit
             ingester.n_cached += listing.count
             return TreeEntry("", KIND_TREE, tid, size, n_files)
-    stream = _Resolved(listing, ingester)
-    n = 0
-    with ingester.reading_ahead(stream.unanswered(), unresolved=True):
-        for rel, e, ref in stream.files():
-            if ref is None:
-                ref = ingester.file(e.local_path, store=True, expect=e.signature if expect else None, asked=True)
+
+    def store_records(records):
+        return _store_records(records, ingester, objects, expect)
+
+    if sharded.worth_sharding(listing.count, objects):
+        sharded.build(listing, ingester, objects, b, store_records)
+    else:
+        for rel, ref in store_records(listing.records()):
             b.add(rel, ref)
-            n += 1
-            if n % WINDOW == 0:
-                _flush_bounded(ingester, objects)
     root = b.finish()
     if put_tree is not None:
         ingester.record_listing(listing.root, listing.digest, listing.newest_ns, started, gcs,
                                 root.id, root.size, root.aux)
     return root
+
+
+def _store_records(records: Iterator, ingester, objects, expect: bool) -> Iterator[tuple[str, FileRef]]:
+    """Store ``(rel, PendingFile)`` records in order; yield ``(rel, FileRef)`` of each."""
+    stream = _Resolved(records, ingester)
+    n = 0
+    with ingester.reading_ahead(stream.unanswered(), unresolved=True):
+        for rel, e, ref in stream.files():
+            if ref is None:
+                ref = ingester.file(e.local_path, store=True, expect=e.signature if expect else None, asked=True)
+            yield rel, ref
+            n += 1
+            if n % WINDOW == 0:
+                _flush_bounded(ingester, objects)
 
 
 def _flush_bounded(ingester, objects) -> None:

@@ -353,13 +353,21 @@ class ObjectStore:
             self._writer = None
         self._pending.clear()
 
-    def close(self) -> None:
-        """Abort any unsealed pack, stop the worker threads and release read handles."""
-        self.abort()
+    def stop_threads(self) -> None:
+        """Flush, then end the compression and sealing threads (started again when next needed)."""
+        self.flush()
+        self._stop_pools()
+
+    def _stop_pools(self) -> None:
         if self._pool_pid == os.getpid():
             self._pool.shutdown(wait=True)
             self._sealer.shutdown(wait=True)
         self._pool = self._sealer = None
         self._pool_pid = 0
+
+    def close(self) -> None:
+        """Abort any unsealed pack, stop the worker threads and release read handles."""
+        self.abort()
+        self._stop_pools()
         self.refresh()
         self.reader.close()

@@ -27,6 +27,10 @@ RESTORE_CRASH_POINTS = (
     "restore-task-written",  # a worker wrote every file of one task; others may be half-way
     "restore-staged",  # every file is complete in the staging directory, none moved into place
 )
+# reached only by an add that stores a large directory with two processes (cas/api/sharded.py)
+SHARD_CRASH_POINTS = (
+    "shard-forked",  # the parent, right after its worker started: the worker must die with it
+)
 CRASH_EXIT = 77
 
 

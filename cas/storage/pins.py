@@ -100,6 +100,21 @@ class Pin:
         self.path = None
 
 
+def remove_pins_of(pins_dir: str, pid: int) -> None:
+    """Delete the pins a process of this host left when it was killed (its parent reaped it)."""
+    prefix = f"{HOST}-{pid}-"
+    try:
+        names = os.listdir(pins_dir)
+    except FileNotFoundError:
+        return
+    for name in names:
+        if name.startswith(prefix):
+            try:
+                os.unlink(os.path.join(pins_dir, name))
+            except FileNotFoundError:
+                pass
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
