@@ -1,27 +1,28 @@
-"""A large directory's files stored by two processes: each its own GIL, one tree.
+"""A large directory's files stored by forked worker processes, each with its own GIL; one tree.
 
 Storing many small files is bound by per-file Python work that holds the GIL
 (open, cut, hash, node, put, pack record), so threads cannot use a second
-core; a second process can. The listing's files are dealt out in blocks of
-``BLOCK`` files in tree order: block ``b`` goes to process ``b % PROCESSES``,
-the parent being process 0. Every process stores its own files exactly as one
-process stores a whole listing (stat cache in windows, read-ahead, chunking,
-compression, packs, stat-cache records).
+core; processes can. The listing's files are dealt out in blocks of ``BLOCK``
+files in tree order: block ``b`` goes to worker ``b % workers``. Every worker
+stores its files exactly as one process stores a whole listing (stat cache in
+windows, read-ahead, chunking, compression, packs, stat-cache records). The
+parent only builds the tree, so it never holds back the workers.
 
-A child sends the ``FileRef`` of each of its files through a pipe, a block at
+A worker sends the ``FileRef`` of each of its files through a pipe, a block at
 a time; at the end it seals and indexes its packs, commits its stat-cache
 records, releases its gc pin and sends the names of the packs it sealed. The
-parent builds the tree in tree order from its own files and the children's,
-and adopts the children's packs (they are listed in the version's log entry
-as if it had sealed them). Two processes may store the same new object twice
-(in two packs); the first location indexed wins, as for concurrent writers.
+parent builds the tree in tree order from the workers' results and adopts
+their packs (they are listed in the version's log entry as if it had sealed
+them). Two workers may store the same new object twice (in two packs); the
+first location indexed wins, as for concurrent writers.
 
-A child that fails sends the error after the files it stored, so the parent
-raises it exactly where one process would have. A child that ends without
+A worker that fails sends the error after the files it stored, so the parent
+raises it exactly where one process would have. A worker that ends without
 its report makes the parent raise StorageError. If the parent leaves early,
-for any reason, it kills its children; a child dies with its parent
-(PR_SET_PDEATHSIG on Linux). What a killed child stored is orphaned, like
-the objects of any interrupted writer (fsck reports them, gc reclaims them).
+for any reason, it kills its workers and deletes their pins; a worker dies
+with its parent (PR_SET_PDEATHSIG on Linux). What a killed worker stored is
+orphaned, like the objects of any interrupted writer (fsck reports it, gc
+reclaims it).
 """
 
 from __future__ import annotations
@@ -37,9 +38,16 @@ from cas.errors import StorageError
 from cas.storage.crash import crashpoint
 from cas.storage.pins import remove_pins_of
 
-PROCESSES = 2
+# W3 (20,000 files, cold) on 2 CPUs: 1 worker + the parent storing too 2.7-3.4 s,
+# 2 workers 2.3-2.8 s, 3 workers 2.1-2.2 s, 4 workers 2.2-2.3 s (docs/decisions.md)
+MAX_WORKERS = 3
 BLOCK = 256  # files per hand-out: one pipe message per block
 MIN_FILES = 4 * BLOCK  # smaller listings: one process (a fork costs a few ms)
+
+
+def workers() -> int:
+    """How many worker processes store a large listing: one more than the CPUs, at most MAX_WORKERS."""
+    return min(MAX_WORKERS, (os.cpu_count() or 1) + 1)
 
 
 def worth_sharding(count: int, objects) -> bool:
@@ -62,58 +70,47 @@ def shard(records: Iterator, k: int, n: int) -> Iterator:
             yield rec
 
 
-_END = object()
-
-
 def build(listing, ingester, objects, builder, store_records) -> None:
-    """Store a listing's files with PROCESSES processes, adding each to ``builder`` in tree order.
+    """Store a listing's files with worker processes, adding each to ``builder`` in tree order.
 
     Args:
         store_records: ``store_records(records)`` stores the given ``(rel, PendingFile)``
-            records in order in this process and yields ``(rel, FileRef)`` for each.
+            records in order in the calling process and yields ``(rel, FileRef)`` for each.
 
     Raises:
         The first error of any file, where one process would have raised it;
-        StorageError if a child process ends without reporting.
+        StorageError if a worker ends without reporting.
     """
     objects.flush()  # nothing queued or open crosses the fork (worth_sharding flushed already)
     ingester.commit_stat_cache()
+    n = workers()
     children: list[_Child] = []
     parent = os.getpid()
-    mine = None
     ok = False
     try:
-        for k in range(1, PROCESSES):
+        for k in range(n):
             rfd, wfd = os.pipe()
             pid = os.fork()
             if pid == 0:  # the child: never returns
                 os.close(rfd)
-                _child(listing, ingester, objects, k, wfd, parent, store_records)
+                for c in children:
+                    c.forget()
+                _child(listing, ingester, objects, k, n, wfd, parent, store_records)
             os.close(wfd)
             children.append(_Child(pid, os.fdopen(rfd, "rb")))
         crashpoint("shard-forked")
-        mine = store_records(shard(listing.records(), 0, PROCESSES))
         add = builder.add
         for i, (rel, _e) in enumerate(listing.records()):
-            k = (i // BLOCK) % PROCESSES
-            if k == 0:
-                _rel, ref = next(mine)
-            else:
-                ref = children[k - 1].take()
-            add(rel, ref)
-        if next(mine, _END) is not _END:
-            raise StorageError("the file list of an added directory changed while it was read; add again")
+            add(rel, children[(i // BLOCK) % n].take())
         for c in children:
             names, n_read, n_cached, nbytes = c.finish()
             objects.sealed.extend(names)
             ingester.n_read += n_read
             ingester.n_cached += n_cached
             ingester.bytes_read += nbytes
-        objects.refresh()  # see what the children indexed
+        objects.refresh()  # see what the workers indexed
         ok = True
     finally:
-        if mine is not None:
-            mine.close()
         for c in children:
             c.close(kill=not ok, pins_dir=objects.layout.pins)
 
@@ -158,6 +155,11 @@ class _Child:
             raise StorageError(f"a cas worker process sent {kind!r} where its report was expected; add again")
         return value
 
+    def forget(self) -> None:
+        """In a later sibling: close the inherited read end (it belongs to the parent)."""
+        self._f.close()
+        self._reaped = True
+
     def close(self, kill: bool, pins_dir: str) -> None:
         """Reap the child (killed first if ``kill``) and delete any pin it could not release."""
         self._f.close()
@@ -167,8 +169,8 @@ class _Child:
         remove_pins_of(pins_dir, self.pid)
 
 
-def _child(listing, ingester, objects, k: int, wfd: int, parent: int, store_records) -> None:
-    """Body of a forked child: store shard ``k``, report, end the process."""
+def _child(listing, ingester, objects, k: int, n: int, wfd: int, parent: int, store_records) -> None:
+    """Body of a forked child: store shard ``k`` of ``n``, report, end the process."""
     code = 0
     try:
         forking.die_with(parent)
@@ -178,7 +180,7 @@ def _child(listing, ingester, objects, k: int, wfd: int, parent: int, store_reco
         read0, cached0, bytes0 = ingester.n_read, ingester.n_cached, ingester.bytes_read
         refs: list = []
         try:
-            for _rel, ref in store_records(shard(listing.records(), k, PROCESSES)):
+            for _rel, ref in store_records(shard(listing.records(), k, n)):
                 refs.append((ref.id, ref.size, ref.executable))
                 if len(refs) == BLOCK:
                     pickle.dump(("refs", refs), out)

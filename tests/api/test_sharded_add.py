@@ -1,4 +1,4 @@
-"""A large directory is stored by two processes, with the same result as one process."""
+"""A large directory is stored by worker processes, with the same result as one process."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from cas.errors import FileChangedError, StorageError, UsageError
 from tests.api.helpers import draft, write
 from tests.conftest import read_tree, write_tree
 
-N_FILES = 70  # blocks of 4: the child gets blocks 1, 3, 5, ... and the last one is short
+N_FILES = 70  # blocks of 4, dealt out in turn; the last one is short
 
 
 @pytest.fixture
@@ -64,17 +64,17 @@ def test_two_processes_store_what_one_would(repo, tmp_path, may_fork, forks, mon
     files = _files()
     write_tree(tmp_path / "src", files)
     v = _add(repo, tmp_path / "src", policy=policy)
-    assert len(forks) == 1
-    assert repo.ingester.n_read == len(files)  # the children's files counted too
+    assert len(forks) == sharded.workers() >= 2
+    assert repo.ingester.n_read == len(files)  # every worker's files counted
     monkeypatch.setattr(sharded, "MIN_FILES", 10**9)
     one = _add(repo, tmp_path / "src", "one")
-    assert len(forks) == 1 and one.digest == v.digest
+    assert len(forks) == sharded.workers() and one.digest == v.digest
     assert read_tree(v.download(tmp_path / "out")) == files
     assert repo.verify().findings == []
     assert os.listdir(repo.layout.pins) == []  # the child released its pin
 
 
-def test_the_childs_packs_are_in_the_log_entry(make_repo, tmp_path, may_fork, forks):
+def test_the_workers_packs_are_in_the_log_entry(make_repo, tmp_path, may_fork, forks):
     import cas
     from tests.faults.helpers import drop_index_files
 
@@ -82,7 +82,7 @@ def test_the_childs_packs_are_in_the_log_entry(make_repo, tmp_path, may_fork, fo
     write_tree(tmp_path / "src", files)
     repo = make_repo()
     v = _add(repo, tmp_path / "src")
-    assert len(forks) == 1
+    assert forks
     repo.close()
     drop_index_files(tmp_path / "repo")  # rebuilt from packs and log alone
     again = cas.Repo(tmp_path / "repo")
@@ -93,7 +93,7 @@ def test_the_childs_packs_are_in_the_log_entry(make_repo, tmp_path, may_fork, fo
         again.close()
 
 
-@pytest.mark.parametrize("where", [0, 5])  # block 0 is the parent's, block 1 (files 4-7) the child's
+@pytest.mark.parametrize("where", [0, 5])  # in the first and in the second worker's first block
 def test_an_error_is_raised_at_the_file_that_caused_it(repo, tmp_path, may_fork, forks, where):
     files = _files()
     write_tree(tmp_path / "src", files)
@@ -103,7 +103,7 @@ def test_an_error_is_raised_at_the_file_that_caused_it(repo, tmp_path, may_fork,
     write(victim, b"changed after add_dir")
     with pytest.raises(FileChangedError, match=f"f{where:03d}"):
         repo.log_artifact(a)
-    assert len(forks) == 1
+    assert forks
     b = draft(repo, "vanished")
     b.add_dir(tmp_path / "src", policy="immutable")
     os.unlink(victim)
@@ -116,11 +116,10 @@ def test_an_error_is_raised_at_the_file_that_caused_it(repo, tmp_path, may_fork,
 def test_a_child_that_dies_fails_the_add_and_logs_nothing(repo, tmp_path, may_fork, forks, monkeypatch):
     files = _files()
     write_tree(tmp_path / "src", files)
-    parent = os.getpid()
     real = ingest._read_ahead_batch
 
     def dying(paths, chunker):
-        if os.getpid() != parent:
+        if any(p.endswith("f033") for p in paths):  # one worker dies, the others go on
             os._exit(3)
         return real(paths, chunker)
 

@@ -1,8 +1,8 @@
-"""A process that dies while two processes store a directory never damages the store.
+"""A process that dies while worker processes store a directory never damages the store.
 
-The directory is large enough (with small blocks) to be stored by the parent
-and one forked worker. Whichever process reaches a crash point first dies
-there; a parent that dies takes its worker with it. Afterwards the store must
+The directory is large enough (with small blocks) to be stored by forked
+workers. Whichever process reaches a crash point first dies there; a parent
+that dies takes its workers with it. Afterwards the store must
 check clean, keep every committed version and log the next one, as in
 test_crash_points.
 """
