@@ -31,7 +31,6 @@ from collections import deque
 from itertools import islice
 from typing import Callable, Iterator
 
-from cas.api import sharded
 from cas.api.drafttree import FileRef, PendingFile
 from cas.errors import StorageError
 from cas.format.digest import blake3_hasher
@@ -353,6 +352,8 @@ def build_listing(listing: DirListing, ingester, objects, put_tree: Callable[[by
 
     def store_records(records):
         return _store_records(records, ingester, objects, expect)
+
+    from cas.api import sharded  # only for a directory that is built (not for a no-op)
 
     if sharded.worth_sharding(listing.count, objects):
         sharded.build(listing, ingester, objects, b, store_records)

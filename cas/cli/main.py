@@ -54,8 +54,23 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser of all verbs."""
+class _Unused:
+    """Takes the arguments of a verb whose parser is not built (see ``build_parser``)."""
+
+    def add_argument(self, *args, **kwargs) -> None:
+        pass
+
+    def add_mutually_exclusive_group(self, **kwargs) -> "_Unused":
+        return self
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Return the argument parser of all verbs, or of the verb ``only`` alone.
+
+    Building the parsers of twenty verbs is most of the CLI's own start-up
+    (argparse looks up a translation of every help string), so a command
+    line that names its verb gets only that verb's parser.
+    """
     p = _Parser(
         prog="cas",
         description="cas: a local-first, content-addressed artifact store (git for data).",
@@ -64,7 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"cas {__version__}")
     p.add_argument("--repo", metavar="PATH", help="repository (default: .cas found upward, else $CAS_HOME)")
     p.add_argument("--json", action="store_true", help="machine-readable JSON output")
-    sub = p.add_subparsers(dest="verb", metavar="COMMAND")
+    subparsers = p.add_subparsers(dest="verb", metavar="COMMAND")
+
+    class sub:  # noqa: N801 - stands in for ``subparsers`` below
+        @staticmethod
+        def add_parser(name: str, **kwargs):
+            if only is not None and name != only:
+                return _Unused()
+            return subparsers.add_parser(name, **kwargs)
+
 
     s = sub.add_parser("init", help="create a repository (.cas) in PATH (default: current directory)")
     s.add_argument("path", nargs="?", default=".")
@@ -179,9 +202,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _verb(argv: list[str]) -> str | None:
+    """The verb a command line names before any help option, else None (build every parser)."""
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--repo":
+            i += 2
+            continue
+        if a in ("-h", "--help", "--version", "--") or not a.startswith("-") and a not in _VERBS:
+            return None
+        if not a.startswith("-"):
+            return a
+        i += 1
+    return None
+
+
+_VERBS = frozenset(("init add ls log show diff get checkout verify alias tag fsck stats lineage runs link unlink "
+                    "rm ttl gc").split())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the process exit status."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_verb(argv))
     args = parser.parse_args(argv)
     if not args.verb:
         parser.print_help()

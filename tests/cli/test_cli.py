@@ -190,3 +190,19 @@ def test_fsck_reports_leftovers_of_interrupted_writers_without_failing(project):
     report = json.loads(run("--json", "fsck", cwd=project, check=0).stdout)
     assert report["ok"] is True and report["tmp_files"] == 1 and report["orphan_packs"] == 0
     assert "1 temporary files" in run("fsck", cwd=project, check=0).stdout
+
+
+def test_the_verb_list_of_the_lazy_parser_is_complete():
+    """main() builds only the named verb's parser: its verb list must name every verb."""
+    import argparse
+
+    from cas.cli.main import _VERBS, _verb, build_parser
+
+    full = build_parser()
+    subs = next(a for a in full._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(subs.choices) == _VERBS
+    assert _verb(["--repo", "x", "--json", "add", "p"]) == "add"
+    assert _verb(["--repo=x", "ls"]) == "ls"
+    assert _verb(["--help", "add"]) is None and _verb(["nonsense"]) is None and _verb([]) is None
+    only = build_parser("add")
+    assert only.parse_args(["add", "p", "--name", "n"]).name == "n"
