@@ -1,8 +1,6 @@
-"""What a forked worker process needs: dying with its parent, and errors that cross the pipe.
+"""What a worker process needs: dying with its parent, and errors that cross a pipe.
 
-Used by the sharded ingest (``cas.api.sharded``). A child never returns into
-the caller's code: it ends with ``os._exit``, so no cleanup of the parent's
-objects runs twice.
+Used by the sharded ingest (``cas.api.sharded``).
 """
 
 from __future__ import annotations
@@ -10,24 +8,8 @@ from __future__ import annotations
 import os
 import pickle
 import signal
-import threading
 
 from cas.errors import StorageError
-
-
-def can_fork() -> bool:
-    """True if this process may fork workers: POSIX, two or more CPUs, and no other thread running.
-
-    A fork copies only the calling thread; a lock another thread held at that
-    moment would stay locked forever in the child, so a process with any other
-    thread (an embedding application's, or cas's own pools) never forks.
-    """
-    return can_fork_but_for_threads() and threading.active_count() == 1
-
-
-def can_fork_but_for_threads() -> bool:
-    """True on a POSIX system with two or more CPUs."""
-    return hasattr(os, "fork") and (os.cpu_count() or 1) >= 2
 
 
 def die_with(parent: int) -> None:
@@ -62,20 +44,3 @@ def revive(blob: bytes) -> BaseException:
     BaseException.__init__(exc, *args)
     exc.__dict__.update(state)
     return exc
-
-
-def reap(pid: int, kill: bool) -> int | None:
-    """Wait for a child (killing it first if ``kill``); return its exit code (negative: signal)."""
-    if kill:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    while True:
-        try:
-            _pid, status = os.waitpid(pid, 0)
-            return os.waitstatus_to_exitcode(status)
-        except ChildProcessError:
-            return None
-        except InterruptedError:
-            continue

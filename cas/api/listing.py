@@ -115,6 +115,10 @@ class DirListing:
             raise
         return cls(root, prefix, policy, f, count, size, hasher.digest(), newest)
 
+    def fileno(self) -> int:
+        """The descriptor of the spilled records (a worker process reads them through it)."""
+        return self._f.fileno()
+
     def close(self) -> None:
         """Delete the spilled records (the temporary file is unlinked already)."""
         self._closer()
@@ -350,15 +354,12 @@ def build_listing(listing: DirListing, ingester, objects, put_tree: Callable[[by
             ingester.n_cached += listing.count
             return TreeEntry("", KIND_TREE, tid, size, n_files)
 
-    def store_records(records):
-        return _store_records(records, ingester, objects, expect)
-
     from cas.api import sharded  # only for a directory that is built (not for a no-op)
 
-    if sharded.worth_sharding(listing.count, objects):
-        sharded.build(listing, ingester, objects, b, store_records)
+    if sharded.worth_sharding(listing.count):
+        sharded.build(listing, ingester, objects, b)
     else:
-        for rel, ref in store_records(listing.records()):
+        for rel, ref in store_records(listing.records(), ingester, objects, expect):
             b.add(rel, ref)
     root = b.finish()
     if put_tree is not None:
@@ -367,7 +368,7 @@ def build_listing(listing: DirListing, ingester, objects, put_tree: Callable[[by
     return root
 
 
-def _store_records(records: Iterator, ingester, objects, expect: bool) -> Iterator[tuple[str, FileRef]]:
+def store_records(records: Iterator, ingester, objects, expect: bool) -> Iterator[tuple[str, FileRef]]:
     """Store ``(rel, PendingFile)`` records in order; yield ``(rel, FileRef)`` of each."""
     stream = _Resolved(records, ingester)
     n = 0

@@ -353,11 +353,6 @@ class ObjectStore:
             self._writer = None
         self._pending.clear()
 
-    def stop_threads(self) -> None:
-        """Flush, then end the compression and sealing threads (started again when next needed)."""
-        self.flush()
-        self._stop_pools()
-
     def _stop_pools(self) -> None:
         if self._pool_pid == os.getpid():
             self._pool.shutdown(wait=True)

@@ -96,12 +96,6 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pins_in_child)
 
 
-def release_pins_in_child() -> None:
-    """Remove the pins a forked child created (it forgot its parent's when it was forked)."""
-    for repo in list(_open_repos):
-        repo.pin.release()
-
-
 def only_open_repo() -> "Repo | None":
     """Return the Repo open in this process if there is exactly one, else None."""
     live = [r for r in list(_open_repos) if not r.closed]

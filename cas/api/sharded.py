@@ -1,4 +1,4 @@
-"""A large directory's files stored by forked worker processes, each with its own GIL; one tree.
+"""A large directory's files stored by worker processes, each with its own GIL; one tree.
 
 Storing many small files is bound by per-file Python work that holds the GIL
 (open, cut, hash, node, put, pack record), so threads cannot use a second
@@ -8,8 +8,14 @@ stores its files exactly as one process stores a whole listing (stat cache in
 windows, read-ahead, chunking, compression, packs, stat-cache records). The
 parent only builds the tree, so it never holds back the workers.
 
-A worker sends the ``FileRef`` of each of its files through a pipe, a block at
-a time; at the end it seals and indexes its packs, commits its stat-cache
+Workers are new interpreters (``python -c``, given the listing's file and a
+pipe by descriptor), not forks: a forked child inherits the parent's LMDB
+environment, and closing it there let two workers' snapshots lose their
+reader slots (MDB_BAD_DBI, MDB_PAGE_NOTFOUND under load; docs/decisions.md).
+A worker opens the store as any other process does.
+
+A worker sends the ``FileRef`` of each of its files through its pipe, a block
+at a time; at the end it seals and indexes its packs, commits its stat-cache
 records, releases its gc pin and sends the names of the packs it sealed. The
 parent builds the tree in tree order from the workers' results and adopts
 their packs (they are listed in the version's log entry as if it had sealed
@@ -27,8 +33,11 @@ reclaims it).
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
+import subprocess
+import sys
 from collections import deque
 from typing import Iterator
 
@@ -50,55 +59,33 @@ def workers() -> int:
     return min(MAX_WORKERS, (os.cpu_count() or 1) + 1)
 
 
-def worth_sharding(count: int, objects) -> bool:
-    """True if a listing of ``count`` files should be stored by several processes.
-
-    cas's own compression and sealing threads are ended first (they are
-    started again when needed); any other thread in the process rules the
-    fork out (``forking.can_fork``).
-    """
-    if count < MIN_FILES or not forking.can_fork_but_for_threads():
-        return False
-    objects.stop_threads()
-    return forking.can_fork()
+def worth_sharding(count: int) -> bool:
+    """True if a listing of ``count`` files should be stored by worker processes (POSIX, 2+ CPUs)."""
+    return (count >= MIN_FILES and os.name == "posix" and bool(sys.executable)
+            and (os.cpu_count() or 1) >= 2)
 
 
 def shard(records: Iterator, k: int, n: int) -> Iterator:
-    """Yield the records of process ``k`` of ``n``: blocks ``k``, ``k + n``, ... of BLOCK records."""
+    """Yield the records of worker ``k`` of ``n``: blocks ``k``, ``k + n``, ... of BLOCK records."""
     for i, rec in enumerate(records):
         if (i // BLOCK) % n == k:
             yield rec
 
 
-def build(listing, ingester, objects, builder, store_records) -> None:
+def build(listing, ingester, objects, builder) -> None:
     """Store a listing's files with worker processes, adding each to ``builder`` in tree order.
-
-    Args:
-        store_records: ``store_records(records)`` stores the given ``(rel, PendingFile)``
-            records in order in the calling process and yields ``(rel, FileRef)`` for each.
 
     Raises:
         The first error of any file, where one process would have raised it;
-        StorageError if a worker ends without reporting.
+        StorageError if a worker cannot start or ends without reporting.
     """
-    objects.flush()  # nothing queued or open crosses the fork (worth_sharding flushed already)
-    ingester.commit_stat_cache()
     n = workers()
     children: list[_Child] = []
-    parent = os.getpid()
     ok = False
     try:
         for k in range(n):
-            rfd, wfd = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # the child: never returns
-                os.close(rfd)
-                for c in children:
-                    c.forget()
-                _child(listing, ingester, objects, k, n, wfd, parent, store_records)
-            os.close(wfd)
-            children.append(_Child(pid, os.fdopen(rfd, "rb")))
-        crashpoint("shard-forked")
+            children.append(_start(listing, objects.layout.root, k, n))
+        crashpoint("shard-started")
         add = builder.add
         for i, (rel, _e) in enumerate(listing.records()):
             add(rel, children[(i // BLOCK) % n].take())
@@ -115,11 +102,37 @@ def build(listing, ingester, objects, builder, store_records) -> None:
             c.close(kill=not ok, pins_dir=objects.layout.pins)
 
 
+def _start(listing, store: str, k: int, n: int) -> "_Child":
+    """Start worker ``k`` of ``n`` on ``listing``; return the parent's end of it."""
+    import cas
+
+    rfd, wfd = os.pipe()
+    fd = listing.fileno()
+    args = {"store": store, "listing_fd": fd, "out_fd": wfd, "parent": os.getpid(), "k": k, "n": n,
+            "block": BLOCK, "root": listing.root, "prefix": listing.prefix, "policy": listing.policy,
+            "count": listing.count, "size": listing.size}
+    env = dict(os.environ)
+    # the worker imports this very cas, however the parent found it
+    top = os.path.dirname(os.path.dirname(os.path.abspath(cas.__file__)))
+    env["PYTHONPATH"] = top + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from cas.api.sharded import worker_main; worker_main()", json.dumps(args)],
+            pass_fds=(fd, wfd), stdin=subprocess.DEVNULL, env=env)
+    except OSError as exc:
+        os.close(rfd)
+        raise StorageError(f"cannot start a cas worker process ({sys.executable}): {exc.strerror}") from exc
+    finally:
+        os.close(wfd)
+    return _Child(proc, os.fdopen(rfd, "rb"))
+
+
 class _Child:
     """The parent's end of one child: its results, a block at a time."""
 
-    def __init__(self, pid: int, f) -> None:
-        self.pid = pid
+    def __init__(self, proc, f) -> None:
+        self.proc = proc
+        self.pid = proc.pid
         self._f = f
         self._refs: deque = deque()
         self._reaped = False
@@ -128,7 +141,8 @@ class _Child:
         try:
             return pickle.load(self._f)
         except (EOFError, OSError, pickle.UnpicklingError):
-            code = forking.reap(self.pid, kill=True)
+            self.proc.kill()
+            code = self.proc.wait()
             self._reaped = True
             how = "was killed by signal %d" % -code if code is not None and code < 0 else f"exited ({code})"
             raise StorageError(f"a cas worker process {how} before it reported; nothing was logged, add again"
@@ -155,58 +169,66 @@ class _Child:
             raise StorageError(f"a cas worker process sent {kind!r} where its report was expected; add again")
         return value
 
-    def forget(self) -> None:
-        """In a later sibling: close the inherited read end (it belongs to the parent)."""
-        self._f.close()
-        self._reaped = True
-
     def close(self, kill: bool, pins_dir: str) -> None:
         """Reap the child (killed first if ``kill``) and delete any pin it could not release."""
         self._f.close()
         if not self._reaped:
-            forking.reap(self.pid, kill=kill)
+            if kill:
+                self.proc.kill()
+            self.proc.wait()
             self._reaped = True
         remove_pins_of(pins_dir, self.pid)
 
 
-def _child(listing, ingester, objects, k: int, n: int, wfd: int, parent: int, store_records) -> None:
-    """Body of a forked child: store shard ``k`` of ``n``, report, end the process."""
+def worker_main() -> None:
+    """Entry point of a worker process (see ``_start``): store one shard, report, exit."""
+    global BLOCK
+    args = json.loads(sys.argv[1])
+    forking.die_with(args["parent"])
+    out = os.fdopen(args["out_fd"], "wb")
     code = 0
+    repo = None
+    refs: list = []
     try:
-        forking.die_with(parent)
-        out = os.fdopen(wfd, "wb")
-        ingester.progress = None
-        sealed_before = len(objects.sealed)
-        read0, cached0, bytes0 = ingester.n_read, ingester.n_cached, ingester.bytes_read
-        refs: list = []
-        try:
-            for _rel, ref in store_records(shard(listing.records(), k, n)):
-                refs.append((ref.id, ref.size, ref.executable))
-                if len(refs) == BLOCK:
-                    pickle.dump(("refs", refs), out)
-                    out.flush()
-                    refs = []
-            if refs:
+        BLOCK = args["block"]
+        from cas.api.listing import DirListing, store_records
+        from cas.api.repo import Repo
+
+        repo = Repo(args["store"])
+        listing = DirListing(args["root"], args["prefix"], args["policy"], os.fdopen(args["listing_fd"], "rb"),
+                             args["count"], args["size"], b"", 0)
+        ingester, objects = repo.ingester, repo.objects
+        first = True
+        for _rel, ref in store_records(shard(listing.records(), args["k"], args["n"]), ingester, objects,
+                                       listing.policy == "immutable"):
+            refs.append((ref.id, ref.size, ref.executable))
+            if len(refs) == BLOCK:
                 pickle.dump(("refs", refs), out)
-            objects.flush()
-            ingester.commit_stat_cache()
-            report = (objects.sealed[sealed_before:], ingester.n_read - read0,
-                      ingester.n_cached - cached0, ingester.bytes_read - bytes0)
-            pickle.dump(("done", report), out)
-        except BaseException as exc:  # noqa: BLE001 - everything goes to the parent
+                out.flush()
+                refs = []
+                if first:
+                    crashpoint("shard-worker-block")
+                    first = False
+        if refs:
+            pickle.dump(("refs", refs), out)
+            refs = []
+        sealed = objects.take_sealed()
+        ingester.commit_stat_cache()
+        pickle.dump(("done", (sealed, ingester.n_read, ingester.n_cached, ingester.bytes_read)), out)
+    except BaseException as exc:  # noqa: BLE001 - everything goes to the parent
+        code = 1
+        try:
             if refs:
                 pickle.dump(("refs", refs), out)
             pickle.dump(("error", forking.portable(exc)), out)
-        out.flush()
-        _release_pins()
-    except BaseException:  # noqa: BLE001 - the parent sees the closed pipe
-        code = 1
+        except BaseException:  # noqa: BLE001 - the parent sees the closed pipe
+            pass
     finally:
-        os._exit(code)
-
-
-def _release_pins() -> None:
-    """Remove the gc pins this child created (the parent keeps its own until it publishes)."""
-    from cas.api.repo import release_pins_in_child
-
-    release_pins_in_child()
+        try:
+            out.close()
+        except OSError:
+            pass
+        if repo is not None:
+            repo.pin.release()  # the parent's pin covers the version until it is published
+            repo.close()
+    sys.exit(code)

@@ -29,7 +29,8 @@ RESTORE_CRASH_POINTS = (
 )
 # reached only by an add that stores a large directory with two processes (cas/api/sharded.py)
 SHARD_CRASH_POINTS = (
-    "shard-forked",  # the parent, right after its worker started: the worker must die with it
+    "shard-started",  # the parent, right after its workers started: they must die with it
+    "shard-worker-block",  # a worker, after sending its first block: the parent must fail the add
 )
 CRASH_EXIT = 77
 

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from cas.api import forking, ingest, sharded
+from cas.api import sharded
 from cas.errors import FileChangedError, StorageError, UsageError
 from tests.api.helpers import draft, write
 from tests.conftest import read_tree, write_tree
@@ -22,28 +22,17 @@ def small_blocks(monkeypatch):
 
 
 @pytest.fixture
-def may_fork(monkeypatch, small_blocks):
-    """Fork although the test process has other, idle threads (fsspec's loop, other tests' pools).
+def spawned(monkeypatch):
+    """Record the worker processes started (their shard numbers)."""
+    started = []
+    real = sharded._start
 
-    A CLI process has none; tests/faults/test_sharded_crash.py runs the add in such a process.
-    """
-    monkeypatch.setattr(forking, "can_fork", lambda: True)
+    def start(listing, store, k, n):
+        started.append(k)
+        return real(listing, store, k, n)
 
-
-@pytest.fixture
-def forks(monkeypatch):
-    """Count the forks of this process (the child's own calls are not seen here)."""
-    made = []
-    real = os.fork
-
-    def fork():
-        pid = real()
-        if pid:
-            made.append(pid)
-        return pid
-
-    monkeypatch.setattr(os, "fork", fork)
-    return made
+    monkeypatch.setattr(sharded, "_start", start)
+    return started
 
 
 def _files(n: int = N_FILES) -> dict:
@@ -60,21 +49,21 @@ def _add(repo, src, name="data", policy="mutable"):
 
 
 @pytest.mark.parametrize("policy", ["mutable", "immutable"])
-def test_two_processes_store_what_one_would(repo, tmp_path, may_fork, forks, monkeypatch, policy):
+def test_two_processes_store_what_one_would(repo, tmp_path, small_blocks, spawned, monkeypatch, policy):
     files = _files()
     write_tree(tmp_path / "src", files)
     v = _add(repo, tmp_path / "src", policy=policy)
-    assert len(forks) == sharded.workers() >= 2
+    assert spawned == list(range(sharded.workers())) and len(spawned) >= 2
     assert repo.ingester.n_read == len(files)  # every worker's files counted
     monkeypatch.setattr(sharded, "MIN_FILES", 10**9)
     one = _add(repo, tmp_path / "src", "one")
-    assert len(forks) == sharded.workers() and one.digest == v.digest
+    assert len(spawned) == sharded.workers() and one.digest == v.digest
     assert read_tree(v.download(tmp_path / "out")) == files
     assert repo.verify().findings == []
-    assert os.listdir(repo.layout.pins) == []  # the child released its pin
+    assert os.listdir(repo.layout.pins) == []  # every worker released its pin
 
 
-def test_the_workers_packs_are_in_the_log_entry(make_repo, tmp_path, may_fork, forks):
+def test_the_workers_packs_are_in_the_log_entry(make_repo, tmp_path, small_blocks, spawned):
     import cas
     from tests.faults.helpers import drop_index_files
 
@@ -82,7 +71,7 @@ def test_the_workers_packs_are_in_the_log_entry(make_repo, tmp_path, may_fork, f
     write_tree(tmp_path / "src", files)
     repo = make_repo()
     v = _add(repo, tmp_path / "src")
-    assert forks
+    assert spawned
     repo.close()
     drop_index_files(tmp_path / "repo")  # rebuilt from packs and log alone
     again = cas.Repo(tmp_path / "repo")
@@ -94,7 +83,7 @@ def test_the_workers_packs_are_in_the_log_entry(make_repo, tmp_path, may_fork, f
 
 
 @pytest.mark.parametrize("where", [0, 5])  # in the first and in the second worker's first block
-def test_an_error_is_raised_at_the_file_that_caused_it(repo, tmp_path, may_fork, forks, where):
+def test_an_error_is_raised_at_the_file_that_caused_it(repo, tmp_path, small_blocks, spawned, where):
     files = _files()
     write_tree(tmp_path / "src", files)
     a = draft(repo)
@@ -103,7 +92,7 @@ def test_an_error_is_raised_at_the_file_that_caused_it(repo, tmp_path, may_fork,
     write(victim, b"changed after add_dir")
     with pytest.raises(FileChangedError, match=f"f{where:03d}"):
         repo.log_artifact(a)
-    assert forks
+    assert spawned
     b = draft(repo, "vanished")
     b.add_dir(tmp_path / "src", policy="immutable")
     os.unlink(victim)
@@ -113,44 +102,38 @@ def test_an_error_is_raised_at_the_file_that_caused_it(repo, tmp_path, may_fork,
     assert all(f"-{os.getpid()}-" in p for p in os.listdir(repo.layout.pins))
 
 
-def test_a_child_that_dies_fails_the_add_and_logs_nothing(repo, tmp_path, may_fork, forks, monkeypatch):
+def test_a_worker_that_dies_fails_the_add_and_logs_nothing(repo, tmp_path, small_blocks, spawned, monkeypatch):
     files = _files()
     write_tree(tmp_path / "src", files)
-    real = ingest._read_ahead_batch
-
-    def dying(paths, chunker):
-        if any(p.endswith("f033") for p in paths):  # one worker dies, the others go on
-            os._exit(3)
-        return real(paths, chunker)
-
-    monkeypatch.setattr(ingest, "_read_ahead_batch", dying)
+    monkeypatch.setenv("CAS_TEST_CRASH_AT", "shard-worker-block")  # reached by workers only
     with pytest.raises(StorageError, match="worker process exited"):
         _add(repo, tmp_path / "src")
-    assert repo.collections() == []
-    monkeypatch.setattr(ingest, "_read_ahead_batch", real)
+    assert repo.collections() == [] and spawned
+    assert all(f"-{os.getpid()}-" in p for p in os.listdir(repo.layout.pins))  # no dead worker's pin left
+    monkeypatch.delenv("CAS_TEST_CRASH_AT")
     v = _add(repo, tmp_path / "src")
     assert read_tree(v.download(tmp_path / "out")) == files
     assert repo.verify().findings == []
 
 
-def test_no_fork_while_another_thread_runs(repo, tmp_path, small_blocks, forks):
-    write_tree(tmp_path / "src", _files())
+def test_workers_are_used_while_another_thread_runs(repo, tmp_path, small_blocks, spawned):
+    files = _files()
+    write_tree(tmp_path / "src", files)
     stop = threading.Event()
     t = threading.Thread(target=stop.wait)
     t.start()
     try:
-        assert not forking.can_fork()
-        _add(repo, tmp_path / "src")
+        v = _add(repo, tmp_path / "src")
     finally:
         stop.set()
         t.join()
-    assert forks == []
+    assert spawned and read_tree(v.download(tmp_path / "out")) == files
 
 
-def test_a_small_directory_is_stored_by_one_process(repo, tmp_path, may_fork, forks):
+def test_a_small_directory_is_stored_by_one_process(repo, tmp_path, small_blocks, spawned):
     write_tree(tmp_path / "src", {f"f{i}": b"%d" % i for i in range(7)})
     _add(repo, tmp_path / "src")
-    assert forks == []
+    assert spawned == []
 
 
 def test_shards_deal_out_blocks_in_turn(monkeypatch):

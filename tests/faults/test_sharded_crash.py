@@ -69,8 +69,10 @@ def test_crash_point_while_two_processes_store(tmp_path, point, drop_index):
     assert proc.returncode in (CRASH_EXIT, 1), f"{point}: exit {proc.returncode}\n{proc.stderr}"
     if proc.returncode == 1:
         assert "worker process exited (77)" in proc.stderr, proc.stderr
-    if point in SHARD_CRASH_POINTS:  # the parent's own: proves the add does use a worker
+    if point == "shard-started":  # the parent's own: proves the add does use workers
         assert proc.returncode == CRASH_EXIT, proc.stderr
+    if point == "shard-worker-block":  # a worker's own: the parent reports it
+        assert proc.returncode == 1, proc.stderr
     _no_process_left(path)
     if drop_index:
         drop_index_files(path)
