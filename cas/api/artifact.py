@@ -234,7 +234,19 @@ class Artifact:
         stored subtree of the draft; an 'immutable' one is built when logged.
         """
         repo = self._bound()
-        listing = DirListing.scan(local_path, prefix, policy, repo.layout.tmp)
+        on_many = None
+        if policy == "mutable" and not repo.ingester.has_listing_record(local_path):
+            # a first add of a large directory: start its worker processes while the walk goes on
+            def on_many(fd: int):
+                from cas.api import sharded
+
+                if not sharded.can_shard():
+                    return None
+                return sharded.Workers.start(fd, local_path, prefix, policy, repo.layout.root)
+
+        from cas.api.listing import WORKERS_AFTER
+
+        listing = DirListing.scan(local_path, prefix, policy, repo.layout.tmp, on_many, WORKERS_AFTER)
         if listing.count == 0:
             listing.close()
             return 0

@@ -153,6 +153,11 @@ class FileIngester:
             return None
         return tid, size, n_files
 
+    def has_listing_record(self, root: str) -> bool:
+        """True if a listing record of the directory ``root`` exists (a re-add may be answered by it)."""
+        key = listing_key(root)
+        return key in self._listing_updates or self.objects._tables().get_listing(key) is not None
+
     def listing_start(self) -> tuple[int, int]:
         """Return ``(wall clock ns, gc runs applied)`` before a directory is built (``record_listing``)."""
         return time.time_ns(), gc_count(self.objects._tables())

@@ -41,6 +41,7 @@ from cas.format.nodes import KIND_FILE, KIND_TREE, TreeEntry, encode_tree_node, 
 _REC = struct.Struct("<QqqQQBH")
 READ_BLOCK = 1 << 16  # bytes of records read at a time
 WINDOW = 4096  # files answered from the stat cache per batch
+WORKERS_AFTER = 1024  # files a scan finds before it may start worker processes (cas.api.sharded.MIN_FILES)
 WINDOWS_AHEAD = 2  # windows the read-ahead may resolve beyond the one being built
 FLUSH_OBJECTS = 50_000  # queued objects before a mid-build flush (about 20 MiB of pack entries)
 STAT_BATCH = 20_000  # stat-cache records before a mid-build commit (about 7 MiB)
@@ -68,12 +69,19 @@ class DirListing:
         self.size = size
         self.digest = digest  # BLAKE3 of every record, in order: equal digests, equal stat signatures
         self.newest_ns = newest_ns  # the largest mtime_ns or ctime_ns of any file
+        self.workers = None  # worker processes started during the scan (cas.api.sharded.Workers)
         self._f = f
         self._closer = weakref.finalize(self, f.close)  # the file goes with the listing
 
     @classmethod
-    def scan(cls, root: str, prefix: str, policy: str, tmp_dir: str) -> "DirListing":
+    def scan(cls, root: str, prefix: str, policy: str, tmp_dir: str, on_many=None,
+             many: int = 0) -> "DirListing":
         """Walk ``root`` and spill its files' records.
+
+        Args:
+            on_many: Called with the spill file's descriptor once ``many`` files are
+                found (to start worker processes while the walk goes on); what it
+                returns becomes the listing's ``workers``.
 
         Raises:
             UnsafePath: A file's logical path ``prefix + relative path`` is invalid.
@@ -86,6 +94,7 @@ class DirListing:
         except OSError as exc:
             raise StorageError(f"cannot create a temporary file in {tmp_dir}: {exc.strerror}") from exc
         count = size = newest = 0
+        workers = None
         hasher = blake3_hasher()
         buf = bytearray()
         pack = _REC.pack
@@ -100,6 +109,8 @@ class DirListing:
                 count += 1
                 size += st.st_size
                 newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
+                if count == many and on_many is not None:
+                    workers = on_many(f.fileno())
                 if len(buf) >= READ_BLOCK:
                     hasher.update(buf)
                     f.write(buf)
@@ -108,19 +119,25 @@ class DirListing:
             f.write(buf)
             f.flush()
         except OSError as exc:
+            _discard(workers)
             f.close()
             raise StorageError(f"cannot write the file list of {root} to {tmp_dir}: {exc.strerror}") from exc
         except BaseException:
+            _discard(workers)
             f.close()
             raise
-        return cls(root, prefix, policy, f, count, size, hasher.digest(), newest)
+        listing = cls(root, prefix, policy, f, count, size, hasher.digest(), newest)
+        listing.workers = workers
+        return listing
 
     def fileno(self) -> int:
         """The descriptor of the spilled records (a worker process reads them through it)."""
         return self._f.fileno()
 
     def close(self) -> None:
-        """Delete the spilled records (the temporary file is unlinked already)."""
+        """Delete the spilled records (the temporary file is unlinked already); stop unused workers."""
+        _discard(self.workers)
+        self.workers = None
         self._closer()
 
     def records(self) -> Iterator[tuple[str, PendingFile]]:
@@ -173,6 +190,11 @@ class DirListing:
             fields.append(buf[pos:pos + n].decode("utf-8"))
             pos += n
             yield fields
+
+
+def _discard(workers) -> None:
+    if workers is not None:
+        workers.discard()
 
 
 def _walk(absdir: str, rel: bytes, prefix: str, bad: bool = False) -> Iterator[tuple[bytes, os.stat_result]]:
@@ -352,12 +374,15 @@ def build_listing(listing: DirListing, ingester, objects, put_tree: Callable[[by
         if hit is not None and (not expect or listing.unchanged()):
             tid, size, n_files = hit
             ingester.n_cached += listing.count
+            _discard(listing.workers)
+            listing.workers = None
             return TreeEntry("", KIND_TREE, tid, size, n_files)
 
     from cas.api import sharded  # only for a directory that is built (not for a no-op)
 
-    if sharded.worth_sharding(listing.count):
-        sharded.build(listing, ingester, objects, b)
+    workers, listing.workers = listing.workers, None
+    if workers is not None or sharded.worth_sharding(listing.count):
+        sharded.build(listing, ingester, objects, b, workers)
     else:
         for rel, ref in store_records(listing.records(), ingester, objects, expect):
             b.add(rel, ref)

@@ -51,7 +51,7 @@ from cas.storage.pins import remove_pins_of
 # 2 workers 2.3-2.8 s, 3 workers 2.1-2.2 s, 4 workers 2.2-2.3 s (docs/decisions.md)
 MAX_WORKERS = 3
 BLOCK = 256  # files per hand-out: one pipe message per block
-MIN_FILES = 4 * BLOCK  # smaller listings: one process (a fork costs a few ms)
+MIN_FILES = 4 * BLOCK  # smaller listings: one process (cas.api.listing.WORKERS_AFTER is the same)
 
 
 def workers() -> int:
@@ -59,10 +59,14 @@ def workers() -> int:
     return min(MAX_WORKERS, (os.cpu_count() or 1) + 1)
 
 
+def can_shard() -> bool:
+    """True where worker processes can be started and help: POSIX, an interpreter to run, 2+ CPUs."""
+    return os.name == "posix" and bool(sys.executable) and (os.cpu_count() or 1) >= 2
+
+
 def worth_sharding(count: int) -> bool:
-    """True if a listing of ``count`` files should be stored by worker processes (POSIX, 2+ CPUs)."""
-    return (count >= MIN_FILES and os.name == "posix" and bool(sys.executable)
-            and (os.cpu_count() or 1) >= 2)
+    """True if a listing of ``count`` files should be stored by worker processes."""
+    return count >= MIN_FILES and can_shard()
 
 
 def shard(records: Iterator, k: int, n: int) -> Iterator:
@@ -72,20 +76,25 @@ def shard(records: Iterator, k: int, n: int) -> Iterator:
             yield rec
 
 
-def build(listing, ingester, objects, builder) -> None:
+def build(listing, ingester, objects, builder, workers: "Workers | None" = None) -> None:
     """Store a listing's files with worker processes, adding each to ``builder`` in tree order.
+
+    Args:
+        workers: Workers started for this listing during its scan, else None (started now).
 
     Raises:
         The first error of any file, where one process would have raised it;
         StorageError if a worker cannot start or ends without reporting.
     """
-    n = workers()
-    children: list[_Child] = []
     ok = False
     try:
-        for k in range(n):
-            children.append(_start(listing, objects.layout.root, k, n))
+        if workers is None:
+            workers = Workers.start(listing.fileno(), listing.root, listing.prefix, listing.policy,
+                                    objects.layout.root)
+        workers.go(listing.count, listing.size)
         crashpoint("shard-started")
+        children = workers.children
+        n = len(children)
         add = builder.add
         for i, (rel, _e) in enumerate(listing.records()):
             add(rel, children[(i // BLOCK) % n].take())
@@ -98,19 +107,58 @@ def build(listing, ingester, objects, builder) -> None:
         objects.refresh()  # see what the workers indexed
         ok = True
     finally:
-        for c in children:
-            c.close(kill=not ok, pins_dir=objects.layout.pins)
+        if workers is not None:
+            workers.close(kill=not ok)
 
 
-def _start(listing, store: str, k: int, n: int) -> "_Child":
-    """Start worker ``k`` of ``n`` on ``listing``; return the parent's end of it."""
+class Workers:
+    """Worker processes for one listing: started early, told its final size by ``go``."""
+
+    def __init__(self, children: list, pins_dir: str) -> None:
+        self.children = children
+        self._pins_dir = pins_dir
+
+    @classmethod
+    def start(cls, fd: int, root: str, prefix: str, policy: str, store: str) -> "Workers":
+        """Start ``workers()`` workers on the spill file ``fd`` of a listing of ``root`` (maybe still being written).
+
+        Raises:
+            StorageError: A worker cannot be started.
+        """
+        n = workers()
+        started = cls([], os.path.join(store, "pins"))
+        try:
+            for k in range(n):
+                started.children.append(_start(fd, root, prefix, policy, store, k, n))
+        except BaseException:
+            started.close(kill=True)
+            raise
+        return started
+
+    def go(self, count: int, size: int) -> None:
+        """Tell every worker the listing is complete: ``count`` files, ``size`` bytes."""
+        line = (json.dumps({"count": count, "size": size}) + "\n").encode()
+        for c in self.children:
+            c.go(line)
+
+    def discard(self) -> None:
+        """Stop workers that were never told to go (the listing was answered, or the scan failed)."""
+        self.close(kill=True)
+
+    def close(self, kill: bool) -> None:
+        """Reap every worker (killed first if ``kill``) and delete any pin a killed one left."""
+        for c in self.children:
+            c.close(kill=kill, pins_dir=self._pins_dir)
+        self.children = []
+
+
+def _start(fd: int, root: str, prefix: str, policy: str, store: str, k: int, n: int) -> "_Child":
+    """Start worker ``k`` of ``n``; it opens the store, then waits for ``Workers.go``."""
     import cas
 
     rfd, wfd = os.pipe()
-    fd = listing.fileno()
     args = {"store": store, "listing_fd": fd, "out_fd": wfd, "parent": os.getpid(), "k": k, "n": n,
-            "block": BLOCK, "root": listing.root, "prefix": listing.prefix, "policy": listing.policy,
-            "count": listing.count, "size": listing.size}
+            "block": BLOCK, "root": root, "prefix": prefix, "policy": policy}
     env = dict(os.environ)
     # the worker imports this very cas, however the parent found it
     top = os.path.dirname(os.path.dirname(os.path.abspath(cas.__file__)))
@@ -118,7 +166,7 @@ def _start(listing, store: str, k: int, n: int) -> "_Child":
     try:
         proc = subprocess.Popen(
             [sys.executable, "-c", "from cas.api.sharded import worker_main; worker_main()", json.dumps(args)],
-            pass_fds=(fd, wfd), stdin=subprocess.DEVNULL, env=env)
+            pass_fds=(fd, wfd), stdin=subprocess.PIPE, env=env)
     except OSError as exc:
         os.close(rfd)
         raise StorageError(f"cannot start a cas worker process ({sys.executable}): {exc.strerror}") from exc
@@ -169,8 +217,21 @@ class _Child:
             raise StorageError(f"a cas worker process sent {kind!r} where its report was expected; add again")
         return value
 
+    def go(self, line: bytes) -> None:
+        """Send the listing's final size; the worker starts storing."""
+        try:
+            self.proc.stdin.write(line)
+            self.proc.stdin.close()
+        except OSError:  # it died: ``take`` reports how
+            pass
+
     def close(self, kill: bool, pins_dir: str) -> None:
         """Reap the child (killed first if ``kill``) and delete any pin it could not release."""
+        if not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
         self._f.close()
         if not self._reaped:
             if kill:
@@ -195,8 +256,13 @@ def worker_main() -> None:
         from cas.api.repo import Repo
 
         repo = Repo(args["store"])
+        repo.objects._tables()  # the index is open and read before the listing is complete
+        line = sys.stdin.buffer.readline()
+        if not line:  # not needed after all (Workers.discard)
+            return
+        final = json.loads(line)
         listing = DirListing(args["root"], args["prefix"], args["policy"], os.fdopen(args["listing_fd"], "rb"),
-                             args["count"], args["size"], b"", 0)
+                             final["count"], final["size"], b"", 0)
         ingester, objects = repo.ingester, repo.objects
         first = True
         for _rel, ref in store_records(shard(listing.records(), args["k"], args["n"]), ingester, objects,

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from cas.api import sharded
-from cas.errors import FileChangedError, StorageError, UsageError
+from cas.api import listing, sharded
+from cas.errors import FileChangedError, StorageError, UnsafePath, UsageError
 from tests.api.helpers import draft, write
 from tests.conftest import read_tree, write_tree
 
@@ -19,6 +19,7 @@ N_FILES = 70  # blocks of 4, dealt out in turn; the last one is short
 def small_blocks(monkeypatch):
     monkeypatch.setattr(sharded, "BLOCK", 4)
     monkeypatch.setattr(sharded, "MIN_FILES", 8)
+    monkeypatch.setattr(listing, "WORKERS_AFTER", 8)
 
 
 @pytest.fixture
@@ -27,9 +28,9 @@ def spawned(monkeypatch):
     started = []
     real = sharded._start
 
-    def start(listing, store, k, n):
+    def start(fd, root, prefix, policy, store, k, n):
         started.append(k)
-        return real(listing, store, k, n)
+        return real(fd, root, prefix, policy, store, k, n)
 
     monkeypatch.setattr(sharded, "_start", start)
     return started
@@ -56,6 +57,7 @@ def test_two_processes_store_what_one_would(repo, tmp_path, small_blocks, spawne
     assert spawned == list(range(sharded.workers())) and len(spawned) >= 2
     assert repo.ingester.n_read == len(files)  # every worker's files counted
     monkeypatch.setattr(sharded, "MIN_FILES", 10**9)
+    monkeypatch.setattr(listing, "WORKERS_AFTER", 10**9)
     one = _add(repo, tmp_path / "src", "one")
     assert len(spawned) == sharded.workers() and one.digest == v.digest
     assert read_tree(v.download(tmp_path / "out")) == files
@@ -134,6 +136,28 @@ def test_a_small_directory_is_stored_by_one_process(repo, tmp_path, small_blocks
     write_tree(tmp_path / "src", {f"f{i}": b"%d" % i for i in range(7)})
     _add(repo, tmp_path / "src")
     assert spawned == []
+
+
+def test_a_first_add_starts_its_workers_during_the_scan(repo, tmp_path, small_blocks, spawned, monkeypatch):
+    files = _files()
+    write_tree(tmp_path / "src", files)
+    at_go = []
+    real = sharded.Workers.go
+    monkeypatch.setattr(sharded.Workers, "go", lambda self, count, size: at_go.append(list(spawned))
+                        or real(self, count, size))
+    a = draft(repo, "first")
+    a.add_dir(tmp_path / "src")  # mutable: built right after the scan
+    assert at_go == [list(range(sharded.workers()))]  # started before the scan ended, told once
+    assert read_tree(repo.log_artifact(a).download(tmp_path / "out")) == files
+
+
+def test_workers_started_for_a_scan_that_fails_are_stopped(repo, tmp_path, small_blocks, spawned):
+    files = _files()
+    write_tree(tmp_path / "src", files)
+    write(tmp_path / "src" / "zz" / "bad\\name", b"x")  # found after the workers started
+    with pytest.raises(UnsafePath):
+        draft(repo).add_dir(tmp_path / "src")
+    assert spawned and os.listdir(repo.layout.pins) == []
 
 
 def test_shards_deal_out_blocks_in_turn(monkeypatch):
