@@ -15,7 +15,7 @@ from cas.format.nodes import KIND_FILE, KIND_REFERENCE, KIND_TREE
 from cas.format.pack import KIND_CHUNK, KIND_FILE_NODE, KIND_TREE_NODE
 from cas.index.replay import K_BAD_LOG, K_BAD_PACKS, noted
 from cas.index.tables import Tables
-from cas.api.packscan import scan_packs
+from cas.api.fsckshard import scan_split
 from cas.format.nodes import decode_file_rows, decode_tree_rows
 from cas.storage.packs import iter_pack_names
 
@@ -113,7 +113,8 @@ def fsck(repo, progress=None, check_references: bool = True) -> FsckReport:
         for name in set(indexed) - set(on_disk):
             findings.append(Finding("missing-pack", name, "indexed but not on disk"))
         # every pack read once: its own hash and every object it lists (docs/decisions.md, "fsck")
-        scan = scan_packs(packs_dir, on_disk, txn, repo.db.dbs, indexed, objects.codec.level, progress)
+        scan = scan_split(repo.layout.root, packs_dir, on_disk, txn, repo.db.dbs, indexed, objects.codec.level,
+                          progress)
         for name, detail in sorted(scan.pack_problems):  # workers finish packs in any order
             findings.append(Finding("corrupt-pack", name, detail))
         bad = scan.bad  # object id -> why
