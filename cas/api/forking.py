@@ -1,6 +1,6 @@
-"""What a worker process needs: dying with its parent, and errors that cross a pipe.
+"""What worker processes need: how many may run, dying with the parent, errors that cross a pipe.
 
-Used by the sharded ingest (``cas.api.sharded``).
+Used by the sharded ingest (``cas.api.sharded``) and fsck (``cas.api.fsckshard``).
 """
 
 from __future__ import annotations
@@ -8,8 +8,33 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import sys
 
-from cas.errors import StorageError
+from cas.errors import StorageError, UsageError
+
+
+def worker_processes(default: int) -> int:
+    """How many worker processes cas may start: ``$CAS_WORKERS`` if set (0: none), else ``default``.
+
+    Workers are new interpreters (``sys.executable``), so none are started
+    where that is not a Python (an application embedding cas) or on a system
+    without POSIX descriptor passing.
+
+    Raises:
+        UsageError: ``$CAS_WORKERS`` is not a whole number.
+    """
+    if os.name != "posix" or not sys.executable:
+        return 0
+    value = os.environ.get("CAS_WORKERS")
+    if value is None or value == "":
+        return default
+    try:
+        n = int(value)
+    except ValueError:
+        raise UsageError(f"CAS_WORKERS={value!r} is not a whole number; use 0 to store and check in one process")
+    if n < 0:
+        raise UsageError(f"CAS_WORKERS={value!r} is negative; use 0 to store and check in one process")
+    return n
 
 
 def die_with(parent: int) -> None:

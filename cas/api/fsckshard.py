@@ -61,7 +61,7 @@ def scan_split(store: str, packs_dir: str, names: list[str], txn, dbs, indexed: 
 
 
 def _can_spawn() -> bool:
-    return os.name == "posix" and bool(sys.executable) and (os.cpu_count() or 1) >= 2
+    return forking.worker_processes(1 if (os.cpu_count() or 1) >= 2 else 0) > 0
 
 
 class _Worker:

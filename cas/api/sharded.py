@@ -55,13 +55,17 @@ MIN_FILES = 4 * BLOCK  # smaller listings: one process (cas.api.listing.WORKERS_
 
 
 def workers() -> int:
-    """How many worker processes store a large listing: one more than the CPUs, at most MAX_WORKERS."""
-    return min(MAX_WORKERS, (os.cpu_count() or 1) + 1)
+    """How many worker processes store a large listing: one more than the CPUs, at most MAX_WORKERS.
+
+    ``$CAS_WORKERS`` overrides it (``forking.worker_processes``); a single CPU gets none.
+    """
+    cpus = os.cpu_count() or 1
+    return forking.worker_processes(min(MAX_WORKERS, cpus + 1) if cpus >= 2 else 0)
 
 
 def can_shard() -> bool:
-    """True where worker processes can be started and help: POSIX, an interpreter to run, 2+ CPUs."""
-    return os.name == "posix" and bool(sys.executable) and (os.cpu_count() or 1) >= 2
+    """True where worker processes may be started (see ``workers``)."""
+    return workers() > 0
 
 
 def worth_sharding(count: int) -> bool:

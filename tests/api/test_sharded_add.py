@@ -165,3 +165,18 @@ def test_shards_deal_out_blocks_in_turn(monkeypatch):
     records = list(range(20))
     parts = [list(sharded.shard(iter(records), k, 2)) for k in (0, 1)]
     assert parts == [[0, 1, 2, 6, 7, 8, 12, 13, 14, 18, 19], [3, 4, 5, 9, 10, 11, 15, 16, 17]]
+
+
+def test_cas_workers_sets_or_disables_the_workers(repo, tmp_path, small_blocks, spawned, monkeypatch):
+    from cas.errors import UsageError as Usage
+
+    files = _files()
+    write_tree(tmp_path / "src", files)
+    monkeypatch.setenv("CAS_WORKERS", "0")
+    v = _add(repo, tmp_path / "src", "none")
+    assert spawned == [] and read_tree(v.download(tmp_path / "o0")) == files
+    monkeypatch.setenv("CAS_WORKERS", "2")
+    assert _add(repo, tmp_path / "src", "two").digest == v.digest and spawned == [0, 1]
+    monkeypatch.setenv("CAS_WORKERS", "many")
+    with pytest.raises(Usage, match="CAS_WORKERS"):
+        _add(repo, tmp_path / "src", "bad")
