@@ -97,7 +97,7 @@ def _start(store: str, names: list[str], indexed: dict[str, int]) -> _Worker | N
     try:
         proc = subprocess.Popen(
             [sys.executable, "-c", "from cas.api.fsckshard import worker_main; worker_main()"],
-            pass_fds=(wfd,), stdin=subprocess.PIPE, env=env)
+            pass_fds=(wfd,), stdin=subprocess.PIPE, env=env, cwd=top)
     except OSError:
         os.close(rfd)
         return None

@@ -164,13 +164,13 @@ def _start(fd: int, root: str, prefix: str, policy: str, store: str, k: int, n: 
     args = {"store": store, "listing_fd": fd, "out_fd": wfd, "parent": os.getpid(), "k": k, "n": n,
             "block": BLOCK, "root": root, "prefix": prefix, "policy": policy}
     env = dict(os.environ)
-    # the worker imports this very cas, however the parent found it
+    # the worker imports this very cas, however the parent found it (its cwd is on sys.path first)
     top = os.path.dirname(os.path.dirname(os.path.abspath(cas.__file__)))
     env["PYTHONPATH"] = top + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     try:
         proc = subprocess.Popen(
             [sys.executable, "-c", "from cas.api.sharded import worker_main; worker_main()", json.dumps(args)],
-            pass_fds=(fd, wfd), stdin=subprocess.PIPE, env=env)
+            pass_fds=(fd, wfd), stdin=subprocess.PIPE, env=env, cwd=top)
     except OSError as exc:
         os.close(rfd)
         raise StorageError(f"cannot start a cas worker process ({sys.executable}): {exc.strerror}") from exc

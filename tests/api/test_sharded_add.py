@@ -180,3 +180,15 @@ def test_cas_workers_sets_or_disables_the_workers(repo, tmp_path, small_blocks, 
     monkeypatch.setenv("CAS_WORKERS", "many")
     with pytest.raises(Usage, match="CAS_WORKERS"):
         _add(repo, tmp_path / "src", "bad")
+
+
+def test_workers_import_this_cas_whatever_the_working_directory(repo, tmp_path, small_blocks, spawned,
+                                                                monkeypatch):
+    files = _files()
+    write_tree(tmp_path / "src", files)
+    shadow = tmp_path / "elsewhere" / "cas"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('a different cas in the working directory')\n")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    v = _add(repo, tmp_path / "src")
+    assert spawned and read_tree(v.download(tmp_path / "out")) == files
