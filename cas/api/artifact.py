@@ -242,7 +242,7 @@ class Artifact:
 
                 if not sharded.can_shard():
                     return None
-                return sharded.Workers.start(fd, local_path, prefix, policy, repo.layout.root)
+                return sharded.Workers.try_start(fd, local_path, prefix, policy, repo.layout.root)
 
         from cas.api.listing import WORKERS_AFTER
 

@@ -49,7 +49,12 @@ def scan_split(store: str, packs_dir: str, names: list[str], txn, dbs, indexed: 
         (mine if side == 0 else theirs).append(name)
         have[side] += sizes[name]
     worker = _start(store, theirs, {n: indexed[n] for n in theirs if n in indexed})
-    res = scan_packs(packs_dir, mine, txn, dbs, indexed, level, progress)
+    try:
+        res = scan_packs(packs_dir, mine, txn, dbs, indexed, level, progress)
+    except BaseException:
+        if worker is not None:
+            worker.stop()
+        raise
     got = worker.result() if worker is not None else None
     if got is None:  # no worker, a changed index, or a worker that died: scan its group here
         got = scan_packs(packs_dir, theirs, txn, dbs, indexed, level, progress)
@@ -68,6 +73,12 @@ class _Worker:
     def __init__(self, proc, f) -> None:
         self.proc = proc
         self._f = f
+
+    def stop(self) -> None:
+        """Kill and reap the worker (the caller failed)."""
+        self._f.close()
+        self.proc.kill()
+        self.proc.wait()
 
     def result(self) -> ScanResult | None:
         """The worker's ScanResult, or None if it could not deliver one."""

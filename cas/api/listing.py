@@ -381,7 +381,10 @@ def build_listing(listing: DirListing, ingester, objects, put_tree: Callable[[by
     from cas.api import sharded  # only for a directory that is built (not for a no-op)
 
     workers, listing.workers = listing.workers, None
-    if workers is not None or sharded.worth_sharding(listing.count):
+    if workers is None and sharded.worth_sharding(listing.count):
+        workers = sharded.Workers.try_start(listing.fileno(), listing.root, listing.prefix, listing.policy,
+                                            objects.layout.root)
+    if workers is not None:
         sharded.build(listing, ingester, objects, b, workers)
     else:
         for rel, ref in store_records(listing.records(), ingester, objects, expect):

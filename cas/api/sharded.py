@@ -80,28 +80,30 @@ def shard(records: Iterator, k: int, n: int) -> Iterator:
             yield rec
 
 
-def build(listing, ingester, objects, builder, workers: "Workers | None" = None) -> None:
-    """Store a listing's files with worker processes, adding each to ``builder`` in tree order.
-
-    Args:
-        workers: Workers started for this listing during its scan, else None (started now).
+def build(listing, ingester, objects, builder, workers: "Workers") -> None:
+    """Store a listing's files with ``workers`` (started for it), adding each to ``builder`` in tree order.
 
     Raises:
         The first error of any file, where one process would have raised it;
-        StorageError if a worker cannot start or ends without reporting.
+        StorageError if a worker ends without reporting.
     """
     ok = False
     try:
-        if workers is None:
-            workers = Workers.start(listing.fileno(), listing.root, listing.prefix, listing.policy,
-                                    objects.layout.root)
         workers.go(listing.count, listing.size)
         crashpoint("shard-started")
         children = workers.children
         n = len(children)
         add = builder.add
+        progress = ingester.progress
+        done = nbytes = 0
         for i, (rel, _e) in enumerate(listing.records()):
-            add(rel, children[(i // BLOCK) % n].take())
+            ref = children[(i // BLOCK) % n].take()
+            add(rel, ref)
+            if progress is not None:
+                done += 1
+                nbytes += ref.size
+                if done % BLOCK == 0:
+                    progress(done, listing.count, nbytes)
         for c in children:
             names, n_read, n_cached, nbytes = c.finish()
             objects.sealed.extend(names)
@@ -111,8 +113,7 @@ def build(listing, ingester, objects, builder, workers: "Workers | None" = None)
         objects.refresh()  # see what the workers indexed
         ok = True
     finally:
-        if workers is not None:
-            workers.close(kill=not ok)
+        workers.close(kill=not ok)
 
 
 class Workers:
@@ -138,6 +139,14 @@ class Workers:
             started.close(kill=True)
             raise
         return started
+
+    @classmethod
+    def try_start(cls, fd: int, root: str, prefix: str, policy: str, store: str) -> "Workers | None":
+        """``start``, or None if a worker cannot be started (the caller stores in one process)."""
+        try:
+            return cls.start(fd, root, prefix, policy, store)
+        except StorageError:
+            return None
 
     def go(self, count: int, size: int) -> None:
         """Tell every worker the listing is complete: ``count`` files, ``size`` bytes."""

@@ -103,3 +103,17 @@ def test_a_worker_refuses_an_index_that_numbers_packs_otherwise(versions, starte
     monkeypatch.setattr(fsckshard, "scan_packs", lambda d, names, *a, **k: here.extend(names) or scan(d, names, *a, **k))
     assert versions.verify().ok
     assert sorted(here) == sorted(iter_pack_names(versions.layout.packs))  # the worker's packs too, here
+
+
+def test_the_worker_is_stopped_when_the_callers_scan_fails(versions, started, monkeypatch):
+    stopped = []
+    real_stop = fsckshard._Worker.stop
+    monkeypatch.setattr(fsckshard._Worker, "stop", lambda self: stopped.append(self.proc) or real_stop(self))
+
+    def failing(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fsckshard, "scan_packs", failing)
+    with pytest.raises(KeyboardInterrupt):
+        versions.verify()
+    assert len(stopped) == 1 and stopped[0].returncode is not None

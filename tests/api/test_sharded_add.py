@@ -192,3 +192,25 @@ def test_workers_import_this_cas_whatever_the_working_directory(repo, tmp_path, 
     monkeypatch.chdir(tmp_path / "elsewhere")
     v = _add(repo, tmp_path / "src")
     assert spawned and read_tree(v.download(tmp_path / "out")) == files
+
+
+def test_workers_that_cannot_start_leave_the_add_to_one_process(repo, tmp_path, small_blocks, spawned, monkeypatch):
+    import sys
+
+    files = _files()
+    write_tree(tmp_path / "src", files)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    v = _add(repo, tmp_path / "src")  # both chances: during the scan and after it
+    assert spawned and read_tree(v.download(tmp_path / "out")) == files
+
+
+def test_progress_is_reported_while_workers_store(repo, tmp_path, small_blocks, spawned):
+    files = _files()
+    write_tree(tmp_path / "src", files)
+    seen = []
+    repo.ingester.progress = lambda done, total=None, nbytes=None: seen.append((done, total))
+    try:
+        _add(repo, tmp_path / "src")
+    finally:
+        repo.ingester.progress = None
+    assert spawned and len(seen) >= 10 and seen == sorted(seen) and seen[-1][1] == len(files)
