@@ -254,6 +254,22 @@ class _Child:
         remove_pins_of(pins_dir, self.pid)
 
 
+def _share_budgets(n: int) -> None:
+    """Give this worker 1/n of one process's memory budgets, so n workers hold about what one would.
+
+    The budgets are the bytes queued for compression and read ahead, and the
+    objects, stat-cache records and index pages one write transaction may hold.
+    """
+    from cas.api import ingest, listing, objects
+
+    objects.MAX_INFLIGHT = max(4 << 20, objects.MAX_INFLIGHT // n)
+    ingest.PREFETCH_BYTES = max(2 << 20, ingest.PREFETCH_BYTES // n)
+    ingest.PREFETCH_FILES = max(64, ingest.PREFETCH_FILES // n)
+    listing.FLUSH_OBJECTS = max(5_000, listing.FLUSH_OBJECTS // n)
+    listing.STAT_BATCH = max(2_000, listing.STAT_BATCH // n)
+    listing.DIRTY_PAGES = max(2_048, listing.DIRTY_PAGES // n)
+
+
 def worker_main() -> None:
     """Entry point of a worker process (see ``_start``): store one shard, report, exit."""
     global BLOCK
@@ -267,6 +283,8 @@ def worker_main() -> None:
         BLOCK = args["block"]
         from cas.api.listing import DirListing, store_records
         from cas.api.repo import Repo
+
+        _share_budgets(args["n"])
 
         repo = Repo(args["store"])
         repo.objects._tables()  # the index is open and read before the listing is complete
