@@ -99,6 +99,10 @@ def build(listing, ingester, objects, builder, workers: "Workers") -> None:
         for i, (rel, _e) in enumerate(listing.records()):
             ref = children[(i // BLOCK) % n].take()
             add(rel, ref)
+            if i % BLOCK == 0:
+                # a long-lived read snapshot would keep LMDB from reusing the pages the
+                # workers' commits free, and the index file would grow with every commit
+                objects.refresh()
             if progress is not None:
                 done += 1
                 nbytes += ref.size
@@ -303,6 +307,7 @@ def worker_main() -> None:
                 pickle.dump(("refs", refs), out)
                 out.flush()
                 refs = []
+                objects.refresh()  # see ``build``: no snapshot outlives a block while others commit
                 if first:
                     crashpoint("shard-worker-block")
                     first = False
