@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 from tests.conftest import SMALL_CHUNKS, read_tree, write_tree
@@ -69,6 +71,19 @@ def child_env(extra: dict | None = None) -> dict:
 def child_cmd(script: str, args: dict) -> list[str]:
     """The argv of a child running ``script`` after the prelude."""
     return [sys.executable, "-c", PRELUDE + textwrap.dedent(script), json.dumps(args)]
+
+
+def kill_when_ready(script: str, args: dict, delay: float) -> tuple[int, str]:
+    """Run ``script`` in a child, SIGKILL it ``delay`` s after it prints "ready"; return (exit code, stderr)."""
+    child = subprocess.Popen(child_cmd(script, args), env=child_env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "ready\n", child.stderr.read()
+        time.sleep(delay)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        _out, err = child.communicate(timeout=60)
+    return child.returncode, err
 
 
 def run_child(script: str, args: dict, env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:

@@ -31,6 +31,7 @@ from tests.faults.helpers import (
     dump_state,
     findings,
     init_repo,
+    kill_when_ready,
     log_src,
     ok,
     run_child,
@@ -159,18 +160,8 @@ def test_sigkill_at_random_moments(tmp_path, drop_index):
     have = 2
     for round_ in range(4):
         args = {"repo": str(path), "first": have, "progress": str(progress), "src_dir": str(tmp_path / "loop")}
-        child = subprocess.Popen(child_cmd(LOG_LOOP, args), env=child_env(), stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)
-        try:
-            assert child.stdout.readline() == "ready\n", child.stderr.read()
-            time.sleep(rng.uniform(0.0, 0.15))
-            child.send_signal(signal.SIGKILL)
-        finally:
-            child.wait(timeout=60)
-            child.stdout.close()
-            err = child.stderr.read()
-            child.stderr.close()
-        assert child.returncode == -signal.SIGKILL, f"seed {seed}: child exited {child.returncode}: {err}"
+        code, err = kill_when_ready(LOG_LOOP, args, rng.uniform(0.0, 0.15))
+        assert code == -signal.SIGKILL, f"seed {seed}: child exited {code}: {err}"
         # every version the child saw returned is committed with its content
         reported = [tuple(map(int, line.split())) for line in progress.read_text().splitlines()]
         for vi, i in reported:

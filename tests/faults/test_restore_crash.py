@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import random
 import signal
-import subprocess
-import time
 
 import pytest
 
 import cas
 from cas.api.restore import STAGE_PREFIX
 from cas.storage.crash import CRASH_EXIT, RESTORE_CRASH_POINTS
-from tests.faults.helpers import child_cmd, child_env, init_repo, log_src, run_child, write_src
+from tests.faults.helpers import init_repo, kill_when_ready, log_src, run_child, write_src
 from tests.conftest import read_tree
 
 CHECKOUT = """
@@ -96,15 +94,9 @@ def test_sigkill_at_random_moments_while_checking_out(store, tmp_path):
         if over:
             with cas.Repo(path) as repo:
                 repo.artifact("data:v0").checkout(dest)
-        child = subprocess.Popen(child_cmd(CHECKOUT, {"repo": str(path), "ref": "data:v1", "dest": str(dest)}),
-                                 env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            assert child.stdout.readline() == "ready\n", child.stderr.read()
-            time.sleep(rng.uniform(0.0, 0.08))
-            child.send_signal(signal.SIGKILL)
-        finally:
-            child.communicate(timeout=60)
-        assert child.returncode in (-signal.SIGKILL, 0), f"seed {seed}: {child.returncode}"
+        code, _err = kill_when_ready(CHECKOUT, {"repo": str(path), "ref": "data:v1", "dest": str(dest)},
+                                     rng.uniform(0.0, 0.08))
+        assert code in (-signal.SIGKILL, 0), f"seed {seed}: {code}"
         try:
             _check_then_redo(path, dest, contents if over else contents[1:], contents[1])
         except AssertionError as exc:

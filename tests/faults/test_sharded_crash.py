@@ -10,15 +10,13 @@ test_crash_points.
 from __future__ import annotations
 
 import random
-import signal
 import subprocess
 import time
 
 import pytest
 
 from cas.storage.crash import CRASH_EXIT, CRASH_POINTS, SHARD_CRASH_POINTS
-from tests.faults.helpers import child_cmd, child_env, content, drop_index_files, init_repo, log_src, run_child, \
-    write_src
+from tests.faults.helpers import content, drop_index_files, init_repo, kill_when_ready, log_src, run_child, write_src
 from tests.faults.test_crash_points import check_store
 
 LOG_SHARDED = """
@@ -83,17 +81,7 @@ def test_crash_point_while_two_processes_store(tmp_path, point, drop_index):
 
 def test_sigkill_of_the_parent_takes_the_worker_with_it(tmp_path):
     path, contents, srcs = _prepare(tmp_path)
-    rng = random.Random()
-    child = subprocess.Popen(child_cmd(LOG_SHARDED, {"repo": str(path), "src": str(srcs[2])}), env=child_env(),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout.readline() == "ready\n", child.stderr.read()
-        time.sleep(rng.uniform(0.0, 0.1))
-        child.send_signal(signal.SIGKILL)
-    finally:
-        child.wait(timeout=60)
-        child.stdout.close()
-        child.stderr.close()
+    kill_when_ready(LOG_SHARDED, {"repo": str(path), "src": str(srcs[2])}, random.uniform(0.0, 0.1))
     _no_process_left(path)
     n = check_store(path, contents, srcs, tmp_path / "out", must_have=2)
     assert n in (2, 3)
