@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import subprocess
 import sys
 
 from cas.errors import StorageError, UsageError
@@ -35,6 +36,25 @@ def worker_processes(default: int) -> int:
     if n < 0:
         raise UsageError(f"CAS_WORKERS={value!r} is negative; use 0 to store and check in one process")
     return n
+
+
+def spawn_python(code: str, argv: list[str], pass_fds: tuple) -> subprocess.Popen:
+    """Start ``sys.executable -c code *argv`` importing this very cas, with a pipe on its stdin.
+
+    The worker runs in the directory that holds the ``cas`` package and gets it
+    first on ``PYTHONPATH``: ``python -c`` puts its working directory first on
+    ``sys.path``, where another cas could shadow this one.
+
+    Raises:
+        OSError: The interpreter cannot be started.
+    """
+    import cas
+
+    top = os.path.dirname(os.path.dirname(os.path.abspath(cas.__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = top + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return subprocess.Popen([sys.executable, "-c", code, *argv], pass_fds=pass_fds, stdin=subprocess.PIPE,
+                            env=env, cwd=top)
 
 
 def die_with(parent: int) -> None:

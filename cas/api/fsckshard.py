@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import subprocess
 import sys
 
 from cas.api import forking
@@ -98,17 +97,10 @@ class _Worker:
 
 
 def _start(store: str, names: list[str], indexed: dict[str, int]) -> _Worker | None:
-    import cas
-
     rfd, wfd = os.pipe()
     args = {"store": store, "names": names, "indexed": indexed, "out_fd": wfd, "parent": os.getpid()}
-    env = dict(os.environ)
-    top = os.path.dirname(os.path.dirname(os.path.abspath(cas.__file__)))
-    env["PYTHONPATH"] = top + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", "from cas.api.fsckshard import worker_main; worker_main()"],
-            pass_fds=(wfd,), stdin=subprocess.PIPE, env=env, cwd=top)
+        proc = forking.spawn_python("from cas.api.fsckshard import worker_main; worker_main()", [], (wfd,))
     except OSError:
         os.close(rfd)
         return None

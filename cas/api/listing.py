@@ -41,7 +41,7 @@ from cas.format.nodes import KIND_FILE, KIND_TREE, TreeEntry, encode_tree_node, 
 _REC = struct.Struct("<QqqQQBH")
 READ_BLOCK = 1 << 16  # bytes of records read at a time
 WINDOW = 4096  # files answered from the stat cache per batch
-WORKERS_AFTER = 1024  # files a scan finds before it may start worker processes (cas.api.sharded.MIN_FILES)
+WORKERS_AFTER = 1024  # files a scan finds before it starts worker processes (also cas.api.sharded.MIN_FILES)
 WINDOWS_AHEAD = 2  # windows the read-ahead may resolve beyond the one being built
 FLUSH_OBJECTS = 50_000  # queued objects before a mid-build flush (about 20 MiB of pack entries)
 STAT_BATCH = 20_000  # stat-cache records before a mid-build commit (about 7 MiB)

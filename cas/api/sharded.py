@@ -36,13 +36,13 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import subprocess
 import sys
 from collections import deque
 from typing import Iterator
 
 from cas.api import forking
 from cas.api.drafttree import FileRef
+from cas.api.listing import WORKERS_AFTER
 from cas.errors import StorageError
 from cas.storage.crash import crashpoint
 from cas.storage.pins import remove_pins_of
@@ -51,7 +51,7 @@ from cas.storage.pins import remove_pins_of
 # 2 workers 2.3-2.8 s, 3 workers 2.1-2.2 s, 4 workers 2.2-2.3 s (docs/decisions.md)
 MAX_WORKERS = 3
 BLOCK = 256  # files per hand-out: one pipe message per block
-MIN_FILES = 4 * BLOCK  # smaller listings: one process (cas.api.listing.WORKERS_AFTER is the same)
+MIN_FILES = WORKERS_AFTER  # smaller listings: one process (a worker costs an interpreter's start)
 
 
 def workers() -> int:
@@ -171,19 +171,12 @@ class Workers:
 
 def _start(fd: int, root: str, prefix: str, policy: str, store: str, k: int, n: int) -> "_Child":
     """Start worker ``k`` of ``n``; it opens the store, then waits for ``Workers.go``."""
-    import cas
-
     rfd, wfd = os.pipe()
     args = {"store": store, "listing_fd": fd, "out_fd": wfd, "parent": os.getpid(), "k": k, "n": n,
             "block": BLOCK, "root": root, "prefix": prefix, "policy": policy}
-    env = dict(os.environ)
-    # the worker imports this very cas, however the parent found it (its cwd is on sys.path first)
-    top = os.path.dirname(os.path.dirname(os.path.abspath(cas.__file__)))
-    env["PYTHONPATH"] = top + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", "from cas.api.sharded import worker_main; worker_main()", json.dumps(args)],
-            pass_fds=(fd, wfd), stdin=subprocess.PIPE, env=env, cwd=top)
+        proc = forking.spawn_python("from cas.api.sharded import worker_main; worker_main()", [json.dumps(args)],
+                                    (fd, wfd))
     except OSError as exc:
         os.close(rfd)
         raise StorageError(f"cannot start a cas worker process ({sys.executable}): {exc.strerror}") from exc
